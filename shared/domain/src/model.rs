@@ -1,0 +1,217 @@
+//! The batch aggregate: everything the aggregator knows about one batch.
+//!
+//! One aggregate per `batch_id` (every consumed event names its batch). It is made of *facts*
+//! recorded from events — registration, slot assignments, spellcheck results, phase outcomes,
+//! CJ jobs, BOS pipeline completion — each merged by a commutative rule (earliest/latest by
+//! event time, ties broken by idempotency key), so the same set of events gives the same
+//! aggregate in any order. Derived values (status, counts) are recomputed from the facts by
+//! [`crate::projection`] and stored on the root for queries.
+
+use crate::contracts::{
+    AssessmentResultV1, BatchStatus, CourseCode, ErrorDetail, PhaseName, ProcessingStage, SpellcheckMetricsV1,
+    Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// When and by which record a fact was established; orders competing facts deterministically.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Provenance {
+    pub occurred_at: Timestamp,
+    pub event_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub user_id: String,
+    pub essay_count: i64,
+    pub essay_ids: Vec<String>,
+    pub course_code: CourseCode,
+    /// `StorageReferenceMetadata` JSON, verbatim.
+    pub student_prompt_ref: Option<Value>,
+    pub org_id: Option<String>,
+    pub class_id: Option<String>,
+    pub correlation_id: Uuid,
+    pub provenance: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineCompletion {
+    pub final_status: BatchStatus,
+    pub completed_phases: Vec<String>,
+    pub successful_essay_count: i64,
+    pub failed_essay_count: i64,
+    pub processing_duration_seconds: f64,
+    pub correlation_id: Uuid,
+    pub provenance: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CriticalFailure {
+    pub phase: PhaseName,
+    pub error_detail: ErrorDetail,
+    pub provenance: Provenance,
+}
+
+/// A published event recorded on the aggregate so it is emitted exactly once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Emission {
+    pub event_id: Uuid,
+    pub emitted_at: Timestamp,
+}
+
+/// The batch item: registration and batch-level facts, derived values, and the version that
+/// serialises writers (optimistic concurrency).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchRoot {
+    pub batch_id: String,
+    /// 0 while nothing is stored; bumped by the store on every committed change.
+    pub version: u64,
+    pub registration: Option<Registration>,
+    pub pipeline_completion: Option<PipelineCompletion>,
+    pub critical_failure: Option<CriticalFailure>,
+    /// Event time of the first phase signal (phase outcome, spellcheck or CJ result).
+    pub processing_started_at: Option<Timestamp>,
+    /// Latest event time of any change.
+    pub updated_at: Option<Timestamp>,
+    pub results_ready: Option<Emission>,
+    pub derived: DerivedBatch,
+}
+
+/// Values computed from the facts by [`crate::projection::derive_batch`]; stored for queries.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DerivedBatch {
+    pub overall_status: Option<BatchStatus>,
+    pub completed_essay_count: i64,
+    pub failed_essay_count: i64,
+    pub assignment_id: Option<String>,
+    pub processing_completed_at: Option<Timestamp>,
+}
+
+impl BatchRoot {
+    pub fn new(batch_id: &str) -> Self {
+        BatchRoot {
+            batch_id: batch_id.to_string(),
+            version: 0,
+            registration: None,
+            pipeline_completion: None,
+            critical_failure: None,
+            processing_started_at: None,
+            updated_at: None,
+            results_ready: None,
+            derived: DerivedBatch::default(),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        self.registration.as_ref().map(|r| r.user_id.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotAssignment {
+    pub file_upload_id: String,
+    pub text_storage_id: String,
+    pub original_file_name: String,
+    pub provenance: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpellcheckOutcome {
+    /// completed / failed, or pending for in-progress statuses.
+    pub stage: ProcessingStage,
+    /// The status string as received (e.g. `spellchecked_success`).
+    pub status: String,
+    pub corrections_made: i64,
+    pub corrected_text_storage_id: Option<String>,
+    pub metrics: SpellcheckMetricsV1,
+    pub processing_duration_ms: i64,
+    pub error_detail: Option<ErrorDetail>,
+    pub correlation_id: Uuid,
+    pub provenance: Provenance,
+}
+
+/// One essay's own facts: its slot (file) and its spellcheck result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EssayRecord {
+    pub essay_id: String,
+    pub batch_id: String,
+    pub slot: Option<SlotAssignment>,
+    pub spellcheck: Option<SpellcheckOutcome>,
+    pub updated_at: Timestamp,
+}
+
+/// The latest ELS outcome of one phase for the batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseOutcomeRecord {
+    pub phase: PhaseName,
+    pub phase_status: BatchStatus,
+    pub processed_essay_ids: Vec<String>,
+    pub failed_essay_ids: Vec<String>,
+    pub correlation_id: Uuid,
+    pub provenance: Provenance,
+}
+
+impl PhaseOutcomeRecord {
+    pub fn stage_of(&self, essay_id: &str) -> Option<ProcessingStage> {
+        if self.failed_essay_ids.iter().any(|id| id == essay_id) {
+            Some(ProcessingStage::Failed)
+        } else if self.processed_essay_ids.iter().any(|id| id == essay_id) {
+            Some(ProcessingStage::Completed)
+        } else {
+            None
+        }
+    }
+}
+
+/// One CJ assessment job's full result (anchors, grades, confidence, model, metadata).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CjJobRecord {
+    pub job_id: String,
+    pub batch_id: String,
+    pub result: AssessmentResultV1,
+    pub correlation_id: Uuid,
+    pub provenance: Provenance,
+    pub assessment_completed: Option<Emission>,
+}
+
+impl CjJobRecord {
+    pub fn assessed_at(&self) -> Timestamp {
+        self.result.assessed_at.unwrap_or(self.provenance.occurred_at)
+    }
+}
+
+/// Everything known about one batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchAggregate {
+    pub root: BatchRoot,
+    pub essays: BTreeMap<String, EssayRecord>,
+    pub phases: BTreeMap<PhaseName, PhaseOutcomeRecord>,
+    pub cj_jobs: BTreeMap<String, CjJobRecord>,
+}
+
+impl BatchAggregate {
+    pub fn new(batch_id: &str) -> Self {
+        BatchAggregate {
+            root: BatchRoot::new(batch_id),
+            essays: BTreeMap::new(),
+            phases: BTreeMap::new(),
+            cj_jobs: BTreeMap::new(),
+        }
+    }
+
+    pub fn batch_id(&self) -> &str {
+        &self.root.batch_id
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.root.registration.is_some()
+    }
+
+    /// Nothing stored yet for this batch.
+    pub fn is_empty(&self) -> bool {
+        self.root.version == 0 && self.essays.is_empty() && self.phases.is_empty() && self.cj_jobs.is_empty()
+    }
+}

@@ -1,0 +1,82 @@
+//! What applying one event produces: the records to write and the messages to publish. The
+//! store commits a plan atomically together with the record's idempotency marker.
+
+use crate::contracts::{PublishedTopic, Timestamp};
+use crate::model::{BatchAggregate, BatchRoot, CjJobRecord, EssayRecord, PhaseOutcomeRecord};
+use uuid::Uuid;
+
+/// A record of the aggregate, written whole. The root carries the version the plan was
+/// computed from; the store writes it only if that is still the stored version.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateChange {
+    Root(BatchRoot),
+    Essay(EssayRecord),
+    Phase(PhaseOutcomeRecord),
+    CjJob(CjJobRecord),
+}
+
+/// One message for the outbox, final in every byte: the relay sends `body` as is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxMessage {
+    pub event_id: Uuid,
+    pub topic: PublishedTopic,
+    /// SQS `MessageGroupId` / the reference's Kafka key: batch_id, or teacher_id for notifications.
+    pub ordering_key: String,
+    pub correlation_id: Uuid,
+    /// `event_timestamp` of the envelope.
+    pub created_at: Timestamp,
+    /// Position within the plan, to keep per-key order among messages of one commit.
+    pub sequence: u32,
+    /// The envelope JSON as published.
+    pub body: String,
+}
+
+impl OutboxMessage {
+    pub fn event_type(&self) -> &'static str {
+        self.topic.name()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub changes: Vec<StateChange>,
+    pub outbox: Vec<OutboxMessage>,
+}
+
+impl Plan {
+    /// Nothing to write but the idempotency marker.
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty() && self.outbox.is_empty()
+    }
+
+    /// The version of the root this plan was computed from (`None` when the root is untouched).
+    pub fn expected_version(&self) -> Option<u64> {
+        self.changes.iter().find_map(|c| match c {
+            StateChange::Root(root) => Some(root.version),
+            _ => None,
+        })
+    }
+}
+
+impl BatchAggregate {
+    /// Apply a committed plan to an in-memory aggregate (what the store does, minus I/O).
+    pub fn apply_plan(&mut self, plan: &Plan) {
+        for change in &plan.changes {
+            match change {
+                StateChange::Root(root) => {
+                    self.root = root.clone();
+                    self.root.version = root.version + 1;
+                }
+                StateChange::Essay(essay) => {
+                    self.essays.insert(essay.essay_id.clone(), essay.clone());
+                }
+                StateChange::Phase(phase) => {
+                    self.phases.insert(phase.phase, phase.clone());
+                }
+                StateChange::CjJob(job) => {
+                    self.cj_jobs.insert(job.job_id.clone(), job.clone());
+                }
+            }
+        }
+    }
+}

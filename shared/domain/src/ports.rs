@@ -1,0 +1,104 @@
+//! The ports the functions are written against. Adapters (DynamoDB, SQS) live in `ras-aws`;
+//! in-memory fakes in [`crate::testing`] (feature `test-util`).
+
+use crate::contracts::{BatchStatus, Timestamp};
+use crate::model::{BatchAggregate, CjJobRecord};
+use crate::plan::Plan;
+use std::future::Future;
+
+/// Markers outlive any plausible redelivery: Kafka retention is 7 days by default.
+pub const MARKER_TTL_SECONDS: i64 = 8 * 24 * 3600;
+
+/// Written in the same transaction as the plan: "this record has been applied".
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyMarker {
+    pub event_key: String,
+    /// SHA-256 of the record value; a second record with this key but another hash is a conflict.
+    pub payload_hash: String,
+    pub topic: String,
+    pub batch_id: String,
+    pub recorded_at: Timestamp,
+    /// Unix seconds after which DynamoDB TTL may delete the marker.
+    pub expires_at: i64,
+}
+
+impl IdempotencyMarker {
+    pub fn new(event_key: String, payload_hash: String, topic: &str, batch_id: &str, now: Timestamp) -> Self {
+        IdempotencyMarker {
+            event_key,
+            payload_hash,
+            topic: topic.to_string(),
+            batch_id: batch_id.to_string(),
+            recorded_at: now,
+            expires_at: now.unix_micros() / 1_000_000 + MARKER_TTL_SECONDS,
+        }
+    }
+}
+
+/// How a commit ended, when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Marker, state and outbox written together.
+    Committed,
+    /// The marker already existed with the same payload: the record was applied before.
+    Duplicate,
+    /// The marker already existed with a different payload: an id collision, never applied.
+    PayloadConflict { existing_hash: String },
+    /// The aggregate changed since it was read; reload and re-plan.
+    VersionConflict,
+}
+
+/// Store failures, classified for the edges: transient ones are retried, permanent ones
+/// dead-letter the record.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("transient store failure: {0}")]
+    Transient(String),
+    #[error("permanent store failure ({kind}): {message}")]
+    Permanent { kind: &'static str, message: String },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+/// Write side: load a batch aggregate, commit a plan with its marker atomically.
+pub trait AggregateStore: Send + Sync {
+    fn load(&self, batch_id: &str) -> impl Future<Output = Result<BatchAggregate, StoreError>> + Send;
+
+    /// Commit marker + plan in one transaction. The plan's root (if any) is written only if
+    /// the stored version still equals the root's `version`.
+    fn commit(
+        &self,
+        marker: &IdempotencyMarker,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+}
+
+/// One page of a user's batches, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchPage {
+    pub batches: Vec<BatchAggregate>,
+    pub total: u64,
+}
+
+/// Read side used by the query API.
+pub trait BatchReader: Send + Sync {
+    /// A registered batch with everything attached; `None` when unknown or not registered.
+    fn get_batch(&self, batch_id: &str) -> impl Future<Output = Result<Option<BatchAggregate>, StoreError>> + Send;
+
+    fn list_user_batches(
+        &self,
+        user_id: &str,
+        status: Option<BatchStatus>,
+        limit: u32,
+        offset: u32,
+    ) -> impl Future<Output = Result<BatchPage, StoreError>> + Send;
+
+    fn get_cj_job(&self, job_id: &str) -> impl Future<Output = Result<Option<CjJobRecord>, StoreError>> + Send;
+
+    /// Dependency check for `/healthz`.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

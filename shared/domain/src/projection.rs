@@ -1,0 +1,335 @@
+//! Views derived from the aggregate's facts: per-essay phase status, the phases that ran,
+//! phase summaries, completion (SPEC §3.6), batch status (SPEC §3.8), counts and timings
+//! (SPEC §3.7), and the payloads of the events we publish (ras-behaviour §5).
+
+use crate::contracts::{
+    BatchResultsReadyPayload, BatchStatus, EssayResultV1, NotificationPhaseResult, PhaseName, PhaseResultSummary,
+    PhaseResults, ProcessingStage, Timestamp,
+};
+use crate::model::{BatchAggregate, CjJobRecord, DerivedBatch};
+use std::collections::BTreeSet;
+
+/// Phases that have per-essay results of their own (and therefore a result we wait for).
+const RESULT_PHASES: [PhaseName; 2] = [PhaseName::Spellcheck, PhaseName::CjAssessment];
+
+/// The latest CJ result of one essay, with the job it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct EssayCjResult<'a> {
+    pub job: &'a CjJobRecord,
+    pub result: &'a EssayResultV1,
+}
+
+/// Essays attached to the batch: named by a slot assignment, a spellcheck result, a phase
+/// outcome or (non-anchor) in a CJ result for this batch. Sorted by id.
+pub fn attached_essays(agg: &BatchAggregate) -> BTreeSet<&str> {
+    let mut ids: BTreeSet<&str> = agg.essays.keys().map(String::as_str).collect();
+    for outcome in agg.phases.values() {
+        ids.extend(outcome.processed_essay_ids.iter().map(String::as_str));
+        ids.extend(outcome.failed_essay_ids.iter().map(String::as_str));
+    }
+    for job in agg.cj_jobs.values() {
+        ids.extend(job.result.essay_results.iter().filter(|r| !r.is_anchor).map(|r| r.essay_id.as_str()));
+    }
+    ids
+}
+
+/// The student result of `essay_id` in the most recent CJ job (by assessed_at, then job id).
+pub fn cj_result_of<'a>(agg: &'a BatchAggregate, essay_id: &str) -> Option<EssayCjResult<'a>> {
+    agg.cj_jobs
+        .values()
+        .filter_map(|job| {
+            job.result
+                .essay_results
+                .iter()
+                .find(|r| !r.is_anchor && r.essay_id == essay_id)
+                .map(|result| EssayCjResult { job, result })
+        })
+        .max_by(|a, b| (a.job.assessed_at(), &a.job.job_id).cmp(&(b.job.assessed_at(), &b.job.job_id)))
+}
+
+/// An essay's status in one phase, merging its own result with ELS's phase outcome.
+pub fn essay_phase_stage(agg: &BatchAggregate, essay_id: &str, phase: PhaseName) -> Option<ProcessingStage> {
+    let outcome_stage = agg.phases.get(&phase).and_then(|o| o.stage_of(essay_id));
+    match phase {
+        PhaseName::Spellcheck => {
+            let own = agg.essays.get(essay_id).and_then(|e| e.spellcheck.as_ref()).map(|s| s.stage);
+            match own {
+                Some(stage) if stage.is_terminal() => Some(stage),
+                _ => outcome_stage.or(own),
+            }
+        }
+        PhaseName::CjAssessment => {
+            if cj_result_of(agg, essay_id).is_some() {
+                Some(ProcessingStage::Completed)
+            } else {
+                outcome_stage
+            }
+        }
+        _ => outcome_stage,
+    }
+}
+
+/// Phases that ran for the batch: reported by ELS, evidenced by results, or listed by BOS.
+pub fn phases_ran(agg: &BatchAggregate) -> BTreeSet<PhaseName> {
+    let mut phases: BTreeSet<PhaseName> = agg.phases.keys().copied().collect();
+    if agg.essays.values().any(|e| e.spellcheck.is_some()) {
+        phases.insert(PhaseName::Spellcheck);
+    }
+    if !agg.cj_jobs.is_empty() {
+        phases.insert(PhaseName::CjAssessment);
+    }
+    if let Some(pc) = &agg.root.pipeline_completion {
+        phases.extend(pc.completed_phases.iter().filter_map(|p| PhaseName::parse(p)));
+    }
+    phases
+}
+
+/// When a phase finished: ELS's outcome time, else the latest result time of the phase.
+pub fn phase_completed_at(agg: &BatchAggregate, phase: PhaseName) -> Option<Timestamp> {
+    if let Some(outcome) = agg.phases.get(&phase) {
+        return Some(outcome.provenance.occurred_at);
+    }
+    match phase {
+        PhaseName::Spellcheck => agg
+            .essays
+            .values()
+            .filter_map(|e| e.spellcheck.as_ref())
+            .filter(|s| s.stage.is_terminal())
+            .map(|s| s.provenance.occurred_at)
+            .max(),
+        PhaseName::CjAssessment => agg.cj_jobs.values().map(|j| j.assessed_at()).max(),
+        _ => None,
+    }
+}
+
+fn essay_failed_somewhere(agg: &BatchAggregate, essay_id: &str, phases: &BTreeSet<PhaseName>) -> bool {
+    phases.iter().any(|p| essay_phase_stage(agg, essay_id, *p) == Some(ProcessingStage::Failed))
+}
+
+/// Per-phase counts over the attached essays, for the phases that ran, in pipeline order.
+pub fn phase_summaries(agg: &BatchAggregate) -> PhaseResults {
+    let essays = attached_essays(agg);
+    let started = agg.root.processing_started_at;
+    let summaries = phases_ran(agg)
+        .into_iter()
+        .map(|phase| {
+            let (mut completed, mut failed) = (0i64, 0i64);
+            for id in &essays {
+                match essay_phase_stage(agg, id, phase) {
+                    Some(ProcessingStage::Completed) => completed += 1,
+                    Some(ProcessingStage::Failed) => failed += 1,
+                    _ => {}
+                }
+            }
+            let processing_time_seconds = match (phase_completed_at(agg, phase), started) {
+                (Some(done), Some(start)) => Some(done.seconds_since(&start).max(0.0)),
+                _ => None,
+            };
+            PhaseResultSummary {
+                phase_name: phase,
+                status: if failed == 0 { "completed" } else { "completed_with_failures" }.to_string(),
+                completed_count: completed,
+                failed_count: failed,
+                processing_time_seconds,
+            }
+        })
+        .collect();
+    PhaseResults(summaries)
+}
+
+/// Completion by the essays (SPEC §3.6, second clause), read strictly so that it can never fire
+/// early: every phase that ran was reported finished by ELS; every attached essay is terminal in
+/// each of them (an essay that failed a phase does not go on to later ones); every essay ELS
+/// reports as processed by spellcheck or CJ has its result stored; and CJ assessment — the last
+/// phase of every results pipeline — ran. Spellcheck-only pipelines complete by BOS's
+/// pipeline-completed (first clause). See docs/deviations.md.
+pub fn essays_complete(agg: &BatchAggregate) -> bool {
+    let essays = attached_essays(agg);
+    let phases = phases_ran(agg);
+    if essays.is_empty() || !phases.contains(&PhaseName::CjAssessment) {
+        return false;
+    }
+    for phase in &phases {
+        let Some(outcome) = agg.phases.get(phase) else { return false };
+        if RESULT_PHASES.contains(phase) {
+            let result_missing = outcome.processed_essay_ids.iter().any(|id| match phase {
+                PhaseName::Spellcheck => agg
+                    .essays
+                    .get(id)
+                    .and_then(|e| e.spellcheck.as_ref())
+                    .is_none_or(|s| !s.stage.is_terminal()),
+                _ => cj_result_of(agg, id).is_none(),
+            });
+            if result_missing {
+                return false;
+            }
+        }
+        for id in &essays {
+            let terminal = essay_phase_stage(agg, id, *phase).is_some_and(|s| s.is_terminal());
+            if !terminal && !essay_failed_somewhere(agg, id, &phases) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// A batch is complete when BOS reported its pipeline completed, or by [`essays_complete`].
+pub fn is_complete(agg: &BatchAggregate) -> bool {
+    agg.root.pipeline_completion.is_some() || essays_complete(agg)
+}
+
+/// When the batch finished: BOS's completion time, else the last phase's completion time.
+pub fn completion_time(agg: &BatchAggregate) -> Option<Timestamp> {
+    if let Some(pc) = &agg.root.pipeline_completion {
+        return Some(pc.provenance.occurred_at);
+    }
+    if agg.root.results_ready.is_none() && !essays_complete(agg) {
+        return None;
+    }
+    phases_ran(agg).into_iter().filter_map(|p| phase_completed_at(agg, p)).max()
+}
+
+fn status_from_counts(summaries: &PhaseResults) -> BatchStatus {
+    if summaries.0.iter().any(|s| s.failed_count > 0) {
+        BatchStatus::CompletedWithFailures
+    } else {
+        BatchStatus::CompletedSuccessfully
+    }
+}
+
+/// The batch status as a function of the facts (SPEC §3.8): BOS's final status is
+/// authoritative; otherwise the first terminal state by event time (critical phase failure or
+/// completion) holds; otherwise processing once any phase signal arrived; otherwise awaiting
+/// content validation. `None` for a batch not registered yet.
+pub fn overall_status(agg: &BatchAggregate) -> Option<BatchStatus> {
+    agg.root.registration.as_ref()?;
+    if let Some(pc) = &agg.root.pipeline_completion {
+        return Some(pc.final_status);
+    }
+    let completed_at = if agg.root.results_ready.is_some() || essays_complete(agg) { completion_time(agg) } else { None };
+    let failure_at = agg.root.critical_failure.as_ref().map(|f| f.provenance.occurred_at);
+    match (completed_at, failure_at) {
+        (Some(done), Some(failed)) if failed < done => Some(BatchStatus::FailedCritically),
+        (Some(_), _) => Some(status_from_counts(&phase_summaries(agg))),
+        (None, Some(_)) => Some(BatchStatus::FailedCritically),
+        (None, None) if agg.root.processing_started_at.is_some() => Some(BatchStatus::ProcessingPipelines),
+        (None, None) => Some(BatchStatus::AwaitingContentValidation),
+    }
+}
+
+/// The values stored on the batch root for queries.
+pub fn derive_batch(agg: &BatchAggregate) -> DerivedBatch {
+    let (completed, failed) = match &agg.root.pipeline_completion {
+        Some(pc) => (pc.successful_essay_count, pc.failed_essay_count),
+        None => {
+            let phases = phases_ran(agg);
+            let (mut completed, mut failed) = (0, 0);
+            for id in attached_essays(agg) {
+                let stages: Vec<_> = phases.iter().map(|p| essay_phase_stage(agg, id, *p)).collect();
+                if stages.contains(&Some(ProcessingStage::Failed)) {
+                    failed += 1;
+                } else if !stages.is_empty() && stages.iter().all(|s| *s == Some(ProcessingStage::Completed)) {
+                    completed += 1;
+                }
+            }
+            (completed, failed)
+        }
+    };
+    // First assignment id by assessment time wins (the reference keeps the first write).
+    let assignment_id = agg
+        .cj_jobs
+        .values()
+        .filter(|j| j.result.assignment_id.is_some())
+        .min_by(|a, b| (a.assessed_at(), &a.job_id).cmp(&(b.assessed_at(), &b.job_id)))
+        .and_then(|j| j.result.assignment_id.clone());
+    DerivedBatch {
+        overall_status: overall_status(agg),
+        completed_essay_count: completed,
+        failed_essay_count: failed,
+        assignment_id,
+        processing_completed_at: completion_time(agg),
+    }
+}
+
+/// `current_phase` of the status API: while processing, the first phase (pipeline order) in
+/// which some attached essay is not terminal yet.
+pub fn current_phase(agg: &BatchAggregate) -> Option<PhaseName> {
+    if agg.root.derived.overall_status != Some(BatchStatus::ProcessingPipelines) {
+        return None;
+    }
+    let essays = attached_essays(agg);
+    let phases = phases_ran(agg);
+    phases.iter().copied().find(|phase| {
+        essays.iter().any(|id| {
+            !essay_phase_stage(agg, id, *phase).is_some_and(|s| s.is_terminal()) && !essay_failed_somewhere(agg, id, &phases)
+        })
+    })
+}
+
+/// The figures of `BatchResultsReadyV1` (§5.1) at this moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultsReadyFigures {
+    pub total_essays: i64,
+    pub completed_essays: i64,
+    pub phase_results: PhaseResults,
+    pub overall_status: BatchStatus,
+    pub processing_duration_seconds: f64,
+}
+
+pub fn results_ready_figures(agg: &BatchAggregate) -> ResultsReadyFigures {
+    let essays = attached_essays(agg);
+    let phases = phases_ran(agg);
+    let completed_essays = essays
+        .iter()
+        .filter(|id| phases.iter().any(|p| essay_phase_stage(agg, id, *p) == Some(ProcessingStage::Completed)))
+        .count() as i64;
+    let phase_results = phase_summaries(agg);
+    let overall_status = match &agg.root.pipeline_completion {
+        Some(pc) => pc.final_status,
+        None => match (&agg.root.critical_failure, completion_time(agg)) {
+            (Some(f), Some(done)) if f.provenance.occurred_at < done => BatchStatus::FailedCritically,
+            _ => status_from_counts(&phase_results),
+        },
+    };
+    let processing_duration_seconds = match (agg.root.processing_started_at, completion_time(agg)) {
+        (Some(start), Some(done)) => done.seconds_since(&start).max(0.0),
+        _ => 0.0,
+    };
+    ResultsReadyFigures {
+        total_essays: essays.len() as i64,
+        completed_essays,
+        phase_results,
+        overall_status,
+        processing_duration_seconds,
+    }
+}
+
+/// `batch_results_ready` notification payload (§5.3), projected from the domain event's figures.
+pub fn results_ready_payload(batch_id: &str, figures: &ResultsReadyFigures) -> BatchResultsReadyPayload {
+    let mut phase_results = serde_json::Map::new();
+    for s in &figures.phase_results.0 {
+        let brief = NotificationPhaseResult {
+            status: s.status.clone(),
+            completed_count: s.completed_count,
+            failed_count: s.failed_count,
+            processing_time_seconds: s.processing_time_seconds,
+        };
+        phase_results.insert(
+            s.phase_name.as_str().to_string(),
+            serde_json::to_value(brief).unwrap_or(serde_json::Value::Null),
+        );
+    }
+    BatchResultsReadyPayload {
+        batch_id: batch_id.to_string(),
+        total_essays: figures.total_essays,
+        completed_essays: figures.completed_essays,
+        overall_status: figures.overall_status,
+        processing_duration_seconds: figures.processing_duration_seconds,
+        phase_results,
+        message: format!(
+            "Batch {batch_id} processing completed with {}/{} essays",
+            figures.completed_essays, figures.total_essays
+        ),
+    }
+}
