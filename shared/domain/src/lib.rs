@@ -6,6 +6,7 @@
 //! * [`projection`] — derived views: per-essay phase status, phase summaries, completion, notifications.
 //! * [`plan`] — the state changes and outbox messages one event produces.
 //! * [`ports`] — the traits the functions are written against; adapters live in `ras-aws`.
+//! * [`service`] — the ingest use case over the ports: record → plan → atomic commit.
 //!
 //! No AWS SDK here: everything is pure and unit-tested with in-memory fakes.
 
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod ports;
 pub mod projection;
 pub mod rules;
+pub mod service;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

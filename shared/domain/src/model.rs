@@ -8,8 +8,8 @@
 //! [`crate::projection`] and stored on the root for queries.
 
 use crate::contracts::{
-    AssessmentResultV1, BatchStatus, CourseCode, ErrorDetail, PhaseName, ProcessingStage, SpellcheckMetricsV1,
-    Timestamp,
+    AssessmentResultV1, BatchStatus, CourseCode, ErrorDetail, PhaseName, ProcessingStage,
+    SpellcheckMetricsV1, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -179,7 +179,9 @@ pub struct CjJobRecord {
 
 impl CjJobRecord {
     pub fn assessed_at(&self) -> Timestamp {
-        self.result.assessed_at.unwrap_or(self.provenance.occurred_at)
+        self.result
+            .assessed_at
+            .unwrap_or(self.provenance.occurred_at)
     }
 }
 
@@ -212,6 +214,9 @@ impl BatchAggregate {
 
     /// Nothing stored yet for this batch.
     pub fn is_empty(&self) -> bool {
-        self.root.version == 0 && self.essays.is_empty() && self.phases.is_empty() && self.cj_jobs.is_empty()
+        self.root.version == 0
+            && self.essays.is_empty()
+            && self.phases.is_empty()
+            && self.cj_jobs.is_empty()
     }
 }

@@ -23,7 +23,13 @@ pub struct IdempotencyMarker {
 }
 
 impl IdempotencyMarker {
-    pub fn new(event_key: String, payload_hash: String, topic: &str, batch_id: &str, now: Timestamp) -> Self {
+    pub fn new(
+        event_key: String,
+        payload_hash: String,
+        topic: &str,
+        batch_id: &str,
+        now: Timestamp,
+    ) -> Self {
         IdempotencyMarker {
             event_key,
             payload_hash,
@@ -66,7 +72,10 @@ impl StoreError {
 
 /// Write side: load a batch aggregate, commit a plan with its marker atomically.
 pub trait AggregateStore: Send + Sync {
-    fn load(&self, batch_id: &str) -> impl Future<Output = Result<BatchAggregate, StoreError>> + Send;
+    fn load(
+        &self,
+        batch_id: &str,
+    ) -> impl Future<Output = Result<BatchAggregate, StoreError>> + Send;
 
     /// Commit marker + plan in one transaction. The plan's root (if any) is written only if
     /// the stored version still equals the root's `version`.
@@ -87,7 +96,10 @@ pub struct BatchPage {
 /// Read side used by the query API.
 pub trait BatchReader: Send + Sync {
     /// A registered batch with everything attached; `None` when unknown or not registered.
-    fn get_batch(&self, batch_id: &str) -> impl Future<Output = Result<Option<BatchAggregate>, StoreError>> + Send;
+    fn get_batch(
+        &self,
+        batch_id: &str,
+    ) -> impl Future<Output = Result<Option<BatchAggregate>, StoreError>> + Send;
 
     fn list_user_batches(
         &self,
@@ -97,7 +109,10 @@ pub trait BatchReader: Send + Sync {
         offset: u32,
     ) -> impl Future<Output = Result<BatchPage, StoreError>> + Send;
 
-    fn get_cj_job(&self, job_id: &str) -> impl Future<Output = Result<Option<CjJobRecord>, StoreError>> + Send;
+    fn get_cj_job(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Option<CjJobRecord>, StoreError>> + Send;
 
     /// Dependency check for `/healthz`.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

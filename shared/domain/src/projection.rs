@@ -3,8 +3,8 @@
 //! (SPEC §3.7), and the payloads of the events we publish (ras-behaviour §5).
 
 use crate::contracts::{
-    BatchResultsReadyPayload, BatchStatus, EssayResultV1, NotificationPhaseResult, PhaseName, PhaseResultSummary,
-    PhaseResults, ProcessingStage, Timestamp,
+    BatchResultsReadyPayload, BatchStatus, EssayResultV1, NotificationPhaseResult, PhaseName,
+    PhaseResultSummary, PhaseResults, ProcessingStage, Timestamp,
 };
 use crate::model::{BatchAggregate, CjJobRecord, DerivedBatch};
 use std::collections::BTreeSet;
@@ -28,7 +28,13 @@ pub fn attached_essays(agg: &BatchAggregate) -> BTreeSet<&str> {
         ids.extend(outcome.failed_essay_ids.iter().map(String::as_str));
     }
     for job in agg.cj_jobs.values() {
-        ids.extend(job.result.essay_results.iter().filter(|r| !r.is_anchor).map(|r| r.essay_id.as_str()));
+        ids.extend(
+            job.result
+                .essay_results
+                .iter()
+                .filter(|r| !r.is_anchor)
+                .map(|r| r.essay_id.as_str()),
+        );
     }
     ids
 }
@@ -44,15 +50,25 @@ pub fn cj_result_of<'a>(agg: &'a BatchAggregate, essay_id: &str) -> Option<Essay
                 .find(|r| !r.is_anchor && r.essay_id == essay_id)
                 .map(|result| EssayCjResult { job, result })
         })
-        .max_by(|a, b| (a.job.assessed_at(), &a.job.job_id).cmp(&(b.job.assessed_at(), &b.job.job_id)))
+        .max_by(|a, b| {
+            (a.job.assessed_at(), &a.job.job_id).cmp(&(b.job.assessed_at(), &b.job.job_id))
+        })
 }
 
 /// An essay's status in one phase, merging its own result with ELS's phase outcome.
-pub fn essay_phase_stage(agg: &BatchAggregate, essay_id: &str, phase: PhaseName) -> Option<ProcessingStage> {
+pub fn essay_phase_stage(
+    agg: &BatchAggregate,
+    essay_id: &str,
+    phase: PhaseName,
+) -> Option<ProcessingStage> {
     let outcome_stage = agg.phases.get(&phase).and_then(|o| o.stage_of(essay_id));
     match phase {
         PhaseName::Spellcheck => {
-            let own = agg.essays.get(essay_id).and_then(|e| e.spellcheck.as_ref()).map(|s| s.stage);
+            let own = agg
+                .essays
+                .get(essay_id)
+                .and_then(|e| e.spellcheck.as_ref())
+                .map(|s| s.stage);
             match own {
                 Some(stage) if stage.is_terminal() => Some(stage),
                 _ => outcome_stage.or(own),
@@ -79,7 +95,11 @@ pub fn phases_ran(agg: &BatchAggregate) -> BTreeSet<PhaseName> {
         phases.insert(PhaseName::CjAssessment);
     }
     if let Some(pc) = &agg.root.pipeline_completion {
-        phases.extend(pc.completed_phases.iter().filter_map(|p| PhaseName::parse(p)));
+        phases.extend(
+            pc.completed_phases
+                .iter()
+                .filter_map(|p| PhaseName::parse(p)),
+        );
     }
     phases
 }
@@ -102,8 +122,14 @@ pub fn phase_completed_at(agg: &BatchAggregate, phase: PhaseName) -> Option<Time
     }
 }
 
-fn essay_failed_somewhere(agg: &BatchAggregate, essay_id: &str, phases: &BTreeSet<PhaseName>) -> bool {
-    phases.iter().any(|p| essay_phase_stage(agg, essay_id, *p) == Some(ProcessingStage::Failed))
+fn essay_failed_somewhere(
+    agg: &BatchAggregate,
+    essay_id: &str,
+    phases: &BTreeSet<PhaseName>,
+) -> bool {
+    phases
+        .iter()
+        .any(|p| essay_phase_stage(agg, essay_id, *p) == Some(ProcessingStage::Failed))
 }
 
 /// Per-phase counts over the attached essays, for the phases that ran, in pipeline order.
@@ -127,7 +153,12 @@ pub fn phase_summaries(agg: &BatchAggregate) -> PhaseResults {
             };
             PhaseResultSummary {
                 phase_name: phase,
-                status: if failed == 0 { "completed" } else { "completed_with_failures" }.to_string(),
+                status: if failed == 0 {
+                    "completed"
+                } else {
+                    "completed_with_failures"
+                }
+                .to_string(),
                 completed_count: completed,
                 failed_count: failed,
                 processing_time_seconds,
@@ -150,7 +181,9 @@ pub fn essays_complete(agg: &BatchAggregate) -> bool {
         return false;
     }
     for phase in &phases {
-        let Some(outcome) = agg.phases.get(phase) else { return false };
+        let Some(outcome) = agg.phases.get(phase) else {
+            return false;
+        };
         if RESULT_PHASES.contains(phase) {
             let result_missing = outcome.processed_essay_ids.iter().any(|id| match phase {
                 PhaseName::Spellcheck => agg
@@ -187,7 +220,10 @@ pub fn completion_time(agg: &BatchAggregate) -> Option<Timestamp> {
     if agg.root.results_ready.is_none() && !essays_complete(agg) {
         return None;
     }
-    phases_ran(agg).into_iter().filter_map(|p| phase_completed_at(agg, p)).max()
+    phases_ran(agg)
+        .into_iter()
+        .filter_map(|p| phase_completed_at(agg, p))
+        .max()
 }
 
 fn status_from_counts(summaries: &PhaseResults) -> BatchStatus {
@@ -207,13 +243,23 @@ pub fn overall_status(agg: &BatchAggregate) -> Option<BatchStatus> {
     if let Some(pc) = &agg.root.pipeline_completion {
         return Some(pc.final_status);
     }
-    let completed_at = if agg.root.results_ready.is_some() || essays_complete(agg) { completion_time(agg) } else { None };
-    let failure_at = agg.root.critical_failure.as_ref().map(|f| f.provenance.occurred_at);
+    let completed_at = if agg.root.results_ready.is_some() || essays_complete(agg) {
+        completion_time(agg)
+    } else {
+        None
+    };
+    let failure_at = agg
+        .root
+        .critical_failure
+        .as_ref()
+        .map(|f| f.provenance.occurred_at);
     match (completed_at, failure_at) {
         (Some(done), Some(failed)) if failed < done => Some(BatchStatus::FailedCritically),
         (Some(_), _) => Some(status_from_counts(&phase_summaries(agg))),
         (None, Some(_)) => Some(BatchStatus::FailedCritically),
-        (None, None) if agg.root.processing_started_at.is_some() => Some(BatchStatus::ProcessingPipelines),
+        (None, None) if agg.root.processing_started_at.is_some() => {
+            Some(BatchStatus::ProcessingPipelines)
+        }
         (None, None) => Some(BatchStatus::AwaitingContentValidation),
     }
 }
@@ -226,10 +272,17 @@ pub fn derive_batch(agg: &BatchAggregate) -> DerivedBatch {
             let phases = phases_ran(agg);
             let (mut completed, mut failed) = (0, 0);
             for id in attached_essays(agg) {
-                let stages: Vec<_> = phases.iter().map(|p| essay_phase_stage(agg, id, *p)).collect();
+                let stages: Vec<_> = phases
+                    .iter()
+                    .map(|p| essay_phase_stage(agg, id, *p))
+                    .collect();
                 if stages.contains(&Some(ProcessingStage::Failed)) {
                     failed += 1;
-                } else if !stages.is_empty() && stages.iter().all(|s| *s == Some(ProcessingStage::Completed)) {
+                } else if !stages.is_empty()
+                    && stages
+                        .iter()
+                        .all(|s| *s == Some(ProcessingStage::Completed))
+                {
                     completed += 1;
                 }
             }
@@ -262,7 +315,8 @@ pub fn current_phase(agg: &BatchAggregate) -> Option<PhaseName> {
     let phases = phases_ran(agg);
     phases.iter().copied().find(|phase| {
         essays.iter().any(|id| {
-            !essay_phase_stage(agg, id, *phase).is_some_and(|s| s.is_terminal()) && !essay_failed_somewhere(agg, id, &phases)
+            !essay_phase_stage(agg, id, *phase).is_some_and(|s| s.is_terminal())
+                && !essay_failed_somewhere(agg, id, &phases)
         })
     })
 }
@@ -282,13 +336,19 @@ pub fn results_ready_figures(agg: &BatchAggregate) -> ResultsReadyFigures {
     let phases = phases_ran(agg);
     let completed_essays = essays
         .iter()
-        .filter(|id| phases.iter().any(|p| essay_phase_stage(agg, id, *p) == Some(ProcessingStage::Completed)))
+        .filter(|id| {
+            phases
+                .iter()
+                .any(|p| essay_phase_stage(agg, id, *p) == Some(ProcessingStage::Completed))
+        })
         .count() as i64;
     let phase_results = phase_summaries(agg);
     let overall_status = match &agg.root.pipeline_completion {
         Some(pc) => pc.final_status,
         None => match (&agg.root.critical_failure, completion_time(agg)) {
-            (Some(f), Some(done)) if f.provenance.occurred_at < done => BatchStatus::FailedCritically,
+            (Some(f), Some(done)) if f.provenance.occurred_at < done => {
+                BatchStatus::FailedCritically
+            }
             _ => status_from_counts(&phase_results),
         },
     };
@@ -306,7 +366,10 @@ pub fn results_ready_figures(agg: &BatchAggregate) -> ResultsReadyFigures {
 }
 
 /// `batch_results_ready` notification payload (§5.3), projected from the domain event's figures.
-pub fn results_ready_payload(batch_id: &str, figures: &ResultsReadyFigures) -> BatchResultsReadyPayload {
+pub fn results_ready_payload(
+    batch_id: &str,
+    figures: &ResultsReadyFigures,
+) -> BatchResultsReadyPayload {
     let mut phase_results = serde_json::Map::new();
     for s in &figures.phase_results.0 {
         let brief = NotificationPhaseResult {

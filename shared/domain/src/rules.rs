@@ -6,14 +6,14 @@
 //! aggregate when emitted, so each is emitted exactly once (SPEC §3.6).
 
 use crate::contracts::{
-    BatchAssessmentCompletedV1, BatchAssessmentCompletedPayload, BatchResultsReadyV1, ErrorDetail, InboundEvent,
-    InboundPayload, NotificationPayload, NotificationPriority, OutboundEnvelope, PhaseName, PublishedTopic,
-    RankingSummaryEntry, SystemProcessingMetadata, TeacherNotificationRequestedV1, Timestamp,
-    WebSocketEventCategory, SOURCE_SERVICE,
+    AssessmentResultV1, BatchEssaysRegistered, BatchPipelineCompletedV1, BatchStatus,
+    ElsBatchPhaseOutcomeV1, EssaySlotAssignedV1, SpellcheckResultV1,
 };
 use crate::contracts::{
-    AssessmentResultV1, BatchEssaysRegistered, BatchPipelineCompletedV1, BatchStatus, ElsBatchPhaseOutcomeV1,
-    EssaySlotAssignedV1, SpellcheckResultV1,
+    BatchAssessmentCompletedPayload, BatchAssessmentCompletedV1, BatchResultsReadyV1, ErrorDetail,
+    InboundEvent, InboundPayload, NotificationPayload, NotificationPriority, OutboundEnvelope,
+    PhaseName, PublishedTopic, RankingSummaryEntry, SystemProcessingMetadata,
+    TeacherNotificationRequestedV1, Timestamp, WebSocketEventCategory, SOURCE_SERVICE,
 };
 use crate::ids;
 use crate::model::*;
@@ -37,14 +37,33 @@ pub struct RecordContext {
 }
 
 impl RecordContext {
-    pub fn for_event(event: &InboundEvent, event_key: String, record_time: Timestamp, now: Timestamp) -> Self {
-        let occurred_at = event.payload.payload_time().or(event.event_timestamp).unwrap_or(record_time);
-        let correlation_id = event.correlation_id.unwrap_or_else(|| ids::fallback_correlation_id(&event_key));
-        RecordContext { event_key, occurred_at, correlation_id, now }
+    pub fn for_event(
+        event: &InboundEvent,
+        event_key: String,
+        record_time: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        let occurred_at = event
+            .payload
+            .payload_time()
+            .or(event.event_timestamp)
+            .unwrap_or(record_time);
+        let correlation_id = event
+            .correlation_id
+            .unwrap_or_else(|| ids::fallback_correlation_id(&event_key));
+        RecordContext {
+            event_key,
+            occurred_at,
+            correlation_id,
+            now,
+        }
     }
 
     fn provenance(&self) -> Provenance {
-        Provenance { occurred_at: self.occurred_at, event_key: self.event_key.clone() }
+        Provenance {
+            occurred_at: self.occurred_at,
+            event_key: self.event_key.clone(),
+        }
     }
 }
 
@@ -58,7 +77,11 @@ pub enum RuleError {
 }
 
 /// Apply one event to the batch it names. Returns the plan; the aggregate is not modified.
-pub fn apply(agg: &BatchAggregate, payload: &InboundPayload, ctx: &RecordContext) -> Result<Plan, RuleError> {
+pub fn apply(
+    agg: &BatchAggregate,
+    payload: &InboundPayload,
+    ctx: &RecordContext,
+) -> Result<Plan, RuleError> {
     if payload.batch_id() != agg.batch_id() {
         return Err(RuleError::WrongAggregate {
             event: payload.batch_id().to_string(),
@@ -66,7 +89,7 @@ pub fn apply(agg: &BatchAggregate, payload: &InboundPayload, ctx: &RecordContext
         });
     }
     let mut next = agg.clone();
-    let changed = match payload {
+    let facts_changed = match payload {
         InboundPayload::BatchRegistered(e) => record_registration(&mut next, e, ctx),
         InboundPayload::EssaySlotAssigned(e) => record_slot(&mut next, e, ctx),
         InboundPayload::PhaseOutcome(e) => record_phase_outcome(&mut next, e, ctx),
@@ -74,10 +97,22 @@ pub fn apply(agg: &BatchAggregate, payload: &InboundPayload, ctx: &RecordContext
         InboundPayload::AssessmentResult(e) => record_assessment(&mut next, e, ctx),
         InboundPayload::PipelineCompleted(e) => record_pipeline_completed(&mut next, e, ctx),
     };
-    if !changed {
-        return Ok(Plan::default());
+    // Times are merged whether or not the facts changed (min/max commute), so they too are
+    // independent of arrival order.
+    let is_phase_signal = matches!(
+        payload,
+        InboundPayload::PhaseOutcome(_)
+            | InboundPayload::SpellcheckResult(_)
+            | InboundPayload::AssessmentResult(_)
+    );
+    if is_phase_signal {
+        let start = &mut next.root.processing_started_at;
+        *start = Some(start.map_or(ctx.occurred_at, |s| s.min(ctx.occurred_at)));
     }
     next.root.updated_at = next.root.updated_at.max(Some(ctx.occurred_at));
+    if !facts_changed && next.root == agg.root && next.essays == agg.essays {
+        return Ok(Plan::default());
+    }
     let outbox = emit_due_events(&mut next, ctx)?;
     next.root.derived = projection::derive_batch(&next);
     Ok(diff(agg, next, outbox))
@@ -104,7 +139,11 @@ fn diff(before: &BatchAggregate, after: BatchAggregate, outbox: Vec<OutboxMessag
 }
 
 /// Replace `slot` with `candidate` when `better(candidate, current)`; true when it changed.
-fn merge<T: PartialEq>(slot: &mut Option<T>, candidate: T, better: impl Fn(&T, &T) -> bool) -> bool {
+fn merge<T: PartialEq>(
+    slot: &mut Option<T>,
+    candidate: T,
+    better: impl Fn(&T, &T) -> bool,
+) -> bool {
     let replace = match slot.as_ref() {
         None => true,
         Some(current) => current != &candidate && better(&candidate, current),
@@ -115,36 +154,46 @@ fn merge<T: PartialEq>(slot: &mut Option<T>, candidate: T, better: impl Fn(&T, &
     replace
 }
 
-fn note_phase_signal(agg: &mut BatchAggregate, ctx: &RecordContext) {
-    let start = &mut agg.root.processing_started_at;
-    *start = Some(start.map_or(ctx.occurred_at, |s| s.min(ctx.occurred_at)));
-}
-
-fn essay_entry<'a>(agg: &'a mut BatchAggregate, essay_id: &str, ctx: &RecordContext) -> &'a mut EssayRecord {
+fn essay_entry<'a>(
+    agg: &'a mut BatchAggregate,
+    essay_id: &str,
+    ctx: &RecordContext,
+) -> &'a mut EssayRecord {
     let batch_id = agg.root.batch_id.clone();
-    agg.essays.entry(essay_id.to_string()).or_insert_with(|| EssayRecord {
-        essay_id: essay_id.to_string(),
-        batch_id,
-        slot: None,
-        spellcheck: None,
-        updated_at: ctx.occurred_at,
-    })
+    agg.essays
+        .entry(essay_id.to_string())
+        .or_insert_with(|| EssayRecord {
+            essay_id: essay_id.to_string(),
+            batch_id,
+            slot: None,
+            spellcheck: None,
+            updated_at: ctx.occurred_at,
+        })
 }
 
 /// Earliest registration wins (the reference keeps the first insert and drops replays).
-fn record_registration(agg: &mut BatchAggregate, e: &BatchEssaysRegistered, ctx: &RecordContext) -> bool {
+fn record_registration(
+    agg: &mut BatchAggregate,
+    e: &BatchEssaysRegistered,
+    ctx: &RecordContext,
+) -> bool {
     let candidate = Registration {
         user_id: e.user_id.clone(),
         essay_count: e.expected_essay_count,
         essay_ids: e.essay_ids.clone(),
         course_code: e.course_code,
-        student_prompt_ref: e.student_prompt_ref.as_ref().and_then(|r| serde_json::to_value(r).ok()),
+        student_prompt_ref: e
+            .student_prompt_ref
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok()),
         org_id: e.org_id.clone(),
         class_id: e.class_id.clone(),
         correlation_id: ctx.correlation_id,
         provenance: ctx.provenance(),
     };
-    merge(&mut agg.root.registration, candidate, |c, cur| c.provenance < cur.provenance)
+    merge(&mut agg.root.registration, candidate, |c, cur| {
+        c.provenance < cur.provenance
+    })
 }
 
 /// Slot assignment attaches the essay to the batch the event names (SPEC §3.4); latest wins.
@@ -157,18 +206,25 @@ fn record_slot(agg: &mut BatchAggregate, e: &EssaySlotAssignedV1, ctx: &RecordCo
     };
     let is_new = !agg.essays.contains_key(&e.essay_id);
     let essay = essay_entry(agg, &e.essay_id, ctx);
-    let changed = merge(&mut essay.slot, candidate, |c, cur| c.provenance > cur.provenance);
-    if changed {
-        essay.updated_at = essay.updated_at.max(ctx.occurred_at);
-    }
-    changed || is_new
+    essay.updated_at = essay.updated_at.max(ctx.occurred_at);
+    merge(&mut essay.slot, candidate, |c, cur| {
+        c.provenance > cur.provenance
+    }) || is_new
 }
 
-fn record_phase_outcome(agg: &mut BatchAggregate, e: &ElsBatchPhaseOutcomeV1, ctx: &RecordContext) -> bool {
+fn record_phase_outcome(
+    agg: &mut BatchAggregate,
+    e: &ElsBatchPhaseOutcomeV1,
+    ctx: &RecordContext,
+) -> bool {
     let candidate = PhaseOutcomeRecord {
         phase: e.phase_name,
         phase_status: e.phase_status,
-        processed_essay_ids: e.processed_essays.iter().map(|r| r.essay_id.clone()).collect(),
+        processed_essay_ids: e
+            .processed_essays
+            .iter()
+            .map(|r| r.essay_id.clone())
+            .collect(),
         failed_essay_ids: e.failed_essay_ids.clone(),
         correlation_id: ctx.correlation_id,
         provenance: ctx.provenance(),
@@ -184,10 +240,9 @@ fn record_phase_outcome(agg: &mut BatchAggregate, e: &ElsBatchPhaseOutcomeV1, ct
             error_detail: critical_failure_detail(&agg.root.batch_id, e.phase_name, ctx),
             provenance: ctx.provenance(),
         };
-        changed |= merge(&mut agg.root.critical_failure, failure, |c, cur| c.provenance < cur.provenance);
-    }
-    if changed {
-        note_phase_signal(agg, ctx);
+        changed |= merge(&mut agg.root.critical_failure, failure, |c, cur| {
+            c.provenance < cur.provenance
+        });
     }
     changed
 }
@@ -212,16 +267,24 @@ fn critical_failure_detail(batch_id: &str, phase: PhaseName, ctx: &RecordContext
 }
 
 /// A terminal result beats an in-progress one; among equals the latest wins.
-fn record_spellcheck(agg: &mut BatchAggregate, e: &SpellcheckResultV1, ctx: &RecordContext) -> bool {
+fn record_spellcheck(
+    agg: &mut BatchAggregate,
+    e: &SpellcheckResultV1,
+    ctx: &RecordContext,
+) -> bool {
     let essay_id = e.entity_id.clone().unwrap_or_default();
     let stage = e.status.spellcheck_stage();
-    let error_detail = (stage == crate::contracts::ProcessingStage::Failed && !e.system_metadata.error_info.is_empty())
-        .then(|| spellcheck_error_detail(&agg.root.batch_id, &essay_id, e, ctx));
+    let error_detail = (stage == crate::contracts::ProcessingStage::Failed
+        && !e.system_metadata.error_info.is_empty())
+    .then(|| spellcheck_error_detail(&agg.root.batch_id, &essay_id, e, ctx));
     let candidate = SpellcheckOutcome {
         stage,
         status: e.status.as_str().to_string(),
         corrections_made: e.corrections_made,
-        corrected_text_storage_id: e.corrected_text_storage_id.clone().filter(|s| !s.is_empty()),
+        corrected_text_storage_id: e
+            .corrected_text_storage_id
+            .clone()
+            .filter(|s| !s.is_empty()),
         metrics: e.correction_metrics.clone(),
         processing_duration_ms: e.processing_duration_ms,
         error_detail,
@@ -230,18 +293,21 @@ fn record_spellcheck(agg: &mut BatchAggregate, e: &SpellcheckResultV1, ctx: &Rec
     };
     let is_new = !agg.essays.contains_key(&essay_id);
     let essay = essay_entry(agg, &essay_id, ctx);
+    essay.updated_at = essay.updated_at.max(ctx.occurred_at);
     let rank = |s: &SpellcheckOutcome| (s.stage.is_terminal(), s.provenance.clone());
-    let changed = merge(&mut essay.spellcheck, candidate, |c, cur| rank(c) > rank(cur));
-    if changed {
-        essay.updated_at = essay.updated_at.max(ctx.occurred_at);
-        note_phase_signal(agg, ctx);
-    }
-    changed || is_new
+    merge(&mut essay.spellcheck, candidate, |c, cur| {
+        rank(c) > rank(cur)
+    }) || is_new
 }
 
 /// SPEC §3.11: the error detail is structured JSON — `message` is the JSON text of the
 /// producer's `error_info` and the object itself is kept under `details.error_info`.
-fn spellcheck_error_detail(batch_id: &str, essay_id: &str, e: &SpellcheckResultV1, ctx: &RecordContext) -> ErrorDetail {
+fn spellcheck_error_detail(
+    batch_id: &str,
+    essay_id: &str,
+    e: &SpellcheckResultV1,
+    ctx: &RecordContext,
+) -> ErrorDetail {
     let error_info = Value::Object(e.system_metadata.error_info.clone());
     let mut details = Map::new();
     details.insert("essay_id".into(), json!(essay_id));
@@ -263,9 +329,15 @@ fn spellcheck_error_detail(batch_id: &str, essay_id: &str, e: &SpellcheckResultV
 }
 
 /// The whole CJ result is kept (SPEC §3.9); a re-published job with other content: latest wins.
-fn record_assessment(agg: &mut BatchAggregate, e: &AssessmentResultV1, ctx: &RecordContext) -> bool {
+fn record_assessment(
+    agg: &mut BatchAggregate,
+    e: &AssessmentResultV1,
+    ctx: &RecordContext,
+) -> bool {
     let existing = agg.cj_jobs.remove(&e.cj_assessment_job_id);
-    let emitted = existing.as_ref().and_then(|j| j.assessment_completed.clone());
+    let emitted = existing
+        .as_ref()
+        .and_then(|j| j.assessment_completed.clone());
     let candidate = CjJobRecord {
         job_id: e.cj_assessment_job_id.clone(),
         batch_id: agg.root.batch_id.clone(),
@@ -274,20 +346,20 @@ fn record_assessment(agg: &mut BatchAggregate, e: &AssessmentResultV1, ctx: &Rec
         provenance: ctx.provenance(),
         assessment_completed: emitted,
     };
-    let same_result = existing.as_ref().is_some_and(|j| j.result == candidate.result);
     let mut slot = existing;
-    let changed = !same_result && merge(&mut slot, candidate, |c, cur| c.provenance > cur.provenance);
+    let changed = merge(&mut slot, candidate, |c, cur| c.provenance > cur.provenance);
     if let Some(job) = slot {
         agg.cj_jobs.insert(job.job_id.clone(), job);
-    }
-    if changed {
-        note_phase_signal(agg, ctx);
     }
     changed
 }
 
 /// BOS is authoritative about the pipeline; its latest report wins.
-fn record_pipeline_completed(agg: &mut BatchAggregate, e: &BatchPipelineCompletedV1, ctx: &RecordContext) -> bool {
+fn record_pipeline_completed(
+    agg: &mut BatchAggregate,
+    e: &BatchPipelineCompletedV1,
+    ctx: &RecordContext,
+) -> bool {
     let candidate = PipelineCompletion {
         final_status: e.final_status,
         completed_phases: e.completed_phases.clone(),
@@ -297,37 +369,79 @@ fn record_pipeline_completed(agg: &mut BatchAggregate, e: &BatchPipelineComplete
         correlation_id: ctx.correlation_id,
         provenance: ctx.provenance(),
     };
-    merge(&mut agg.root.pipeline_completion, candidate, |c, cur| c.provenance > cur.provenance)
+    merge(&mut agg.root.pipeline_completion, candidate, |c, cur| {
+        c.provenance > cur.provenance
+    })
 }
 
 /// Events that became due with this change, each recorded on the aggregate so it is never
 /// emitted again. Nothing is emitted before registration (the owner is unknown until then).
-fn emit_due_events(agg: &mut BatchAggregate, ctx: &RecordContext) -> Result<Vec<OutboxMessage>, RuleError> {
+fn emit_due_events(
+    agg: &mut BatchAggregate,
+    ctx: &RecordContext,
+) -> Result<Vec<OutboxMessage>, RuleError> {
     let Some(registration) = agg.root.registration.clone() else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
     let batch_id = agg.root.batch_id.clone();
-    let job_ids: Vec<String> =
-        agg.cj_jobs.iter().filter(|(_, j)| j.assessment_completed.is_none()).map(|(id, _)| id.clone()).collect();
+    let job_ids: Vec<String> = agg
+        .cj_jobs
+        .iter()
+        .filter(|(_, j)| j.assessment_completed.is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
     for job_id in job_ids {
         let job = &agg.cj_jobs[&job_id];
         let event_id = ids::assessment_completed_event_id(&batch_id, &job_id);
         let event = assessment_completed_event(&batch_id, &registration.user_id, job, ctx.now);
-        let payload = NotificationPayload::BatchAssessmentCompleted(assessment_completed_payload(&event));
+        let payload =
+            NotificationPayload::BatchAssessmentCompleted(assessment_completed_payload(&event));
         let correlation = job.correlation_id;
-        push_with_notification(&mut out, PublishedTopic::BatchAssessmentCompleted, event_id, &batch_id, &registration.user_id, correlation, &event, payload, NotificationPriority::Standard, "batch_assessment_completed", ctx.now)?;
+        push_with_notification(
+            &mut out,
+            PublishedTopic::BatchAssessmentCompleted,
+            event_id,
+            &batch_id,
+            &registration.user_id,
+            correlation,
+            &event,
+            payload,
+            NotificationPriority::Standard,
+            "batch_assessment_completed",
+            ctx.now,
+        )?;
         if let Some(job) = agg.cj_jobs.get_mut(&job_id) {
-            job.assessment_completed = Some(Emission { event_id, emitted_at: ctx.now });
+            job.assessment_completed = Some(Emission {
+                event_id,
+                emitted_at: ctx.now,
+            });
         }
     }
     if agg.root.results_ready.is_none() && projection::is_complete(agg) {
         let event_id = ids::results_ready_event_id(&batch_id);
         let figures = projection::results_ready_figures(agg);
         let event = results_ready_event(&batch_id, &registration.user_id, &figures, ctx.now);
-        let payload = NotificationPayload::BatchResultsReady(projection::results_ready_payload(&batch_id, &figures));
-        push_with_notification(&mut out, PublishedTopic::BatchResultsReady, event_id, &batch_id, &registration.user_id, ctx.correlation_id, &event, payload, NotificationPriority::High, "batch_results_ready", ctx.now)?;
-        agg.root.results_ready = Some(Emission { event_id, emitted_at: ctx.now });
+        let payload = NotificationPayload::BatchResultsReady(projection::results_ready_payload(
+            &batch_id, &figures,
+        ));
+        push_with_notification(
+            &mut out,
+            PublishedTopic::BatchResultsReady,
+            event_id,
+            &batch_id,
+            &registration.user_id,
+            ctx.correlation_id,
+            &event,
+            payload,
+            NotificationPriority::High,
+            "batch_results_ready",
+            ctx.now,
+        )?;
+        agg.root.results_ready = Some(Emission {
+            event_id,
+            emitted_at: ctx.now,
+        });
     }
     Ok(out)
 }
@@ -349,7 +463,14 @@ fn push_with_notification<T: Serialize>(
     notification_type: &str,
     now: Timestamp,
 ) -> Result<(), RuleError> {
-    let envelope = OutboundEnvelope::new(topic.name(), event_id, now, correlation_id, data, Some(Map::new()));
+    let envelope = OutboundEnvelope::new(
+        topic.name(),
+        event_id,
+        now,
+        correlation_id,
+        data,
+        Some(Map::new()),
+    );
     out.push(outbox_message(out.len(), topic, batch_id, &envelope)?);
     let notification = TeacherNotificationRequestedV1 {
         teacher_id: teacher_id.to_string(),
@@ -365,8 +486,14 @@ fn push_with_notification<T: Serialize>(
         timestamp: now,
     };
     let topic = PublishedTopic::TeacherNotificationRequested;
-    let envelope =
-        OutboundEnvelope::new(topic.name(), ids::notification_event_id(event_id), now, correlation_id, &notification, None);
+    let envelope = OutboundEnvelope::new(
+        topic.name(),
+        ids::notification_event_id(event_id),
+        now,
+        correlation_id,
+        &notification,
+        None,
+    );
     out.push(outbox_message(out.len(), topic, teacher_id, &envelope)?);
     Ok(())
 }
@@ -429,7 +556,11 @@ pub fn assessment_completed_event(
         parent_id: None,
         timestamp: now,
         status: BatchStatus::CompletedSuccessfully,
-        system_metadata: SystemProcessingMetadata::for_batch_event(batch_id, now, "assessment_completed"),
+        system_metadata: SystemProcessingMetadata::for_batch_event(
+            batch_id,
+            now,
+            "assessment_completed",
+        ),
         batch_id: batch_id.to_string(),
         user_id: user_id.to_string(),
         assessment_job_id: job.job_id.clone(),
@@ -451,13 +582,18 @@ pub fn assessment_completed_event(
 }
 
 /// `batch_assessment_completed` notification payload (§5.3).
-pub fn assessment_completed_payload(event: &BatchAssessmentCompletedV1) -> BatchAssessmentCompletedPayload {
+pub fn assessment_completed_payload(
+    event: &BatchAssessmentCompletedV1,
+) -> BatchAssessmentCompletedPayload {
     let count = event.rankings_summary.len() as i64;
     BatchAssessmentCompletedPayload {
         batch_id: event.batch_id.clone(),
         assessment_job_id: event.assessment_job_id.clone(),
         rankings_available: count > 0,
         rankings_count: count,
-        message: format!("Comparative judgment assessment completed for batch {}", event.batch_id),
+        message: format!(
+            "Comparative judgment assessment completed for batch {}",
+            event.batch_id
+        ),
     }
 }

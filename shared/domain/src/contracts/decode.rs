@@ -44,13 +44,18 @@ impl DecodeError {
     /// The JSON path of the offending field, when there is one (e.g. `data.essay_results[0].rank`).
     pub fn field(&self) -> Option<&str> {
         match self {
-            DecodeError::Schema { field, .. } | DecodeError::Constraint { field, .. } => Some(field),
+            DecodeError::Schema { field, .. } | DecodeError::Constraint { field, .. } => {
+                Some(field)
+            }
             _ => None,
         }
     }
 
     fn constraint(field: impl Into<String>, message: impl Into<String>) -> Self {
-        DecodeError::Constraint { field: field.into(), message: message.into() }
+        DecodeError::Constraint {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -112,21 +117,38 @@ impl InboundEvent {
 
 /// Decode one record value consumed from `topic`.
 pub fn decode_record(topic: &str, value: &[u8]) -> Result<InboundEvent, DecodeError> {
-    let topic = ConsumedTopic::from_name(topic).ok_or_else(|| DecodeError::UnknownTopic(topic.to_string()))?;
+    let topic = ConsumedTopic::from_name(topic)
+        .ok_or_else(|| DecodeError::UnknownTopic(topic.to_string()))?;
     let text = std::str::from_utf8(value).map_err(|e| DecodeError::InvalidUtf8(e.to_string()))?;
     let event = match topic {
-        ConsumedTopic::BatchEssaysRegistered => build(topic, parse(text)?, InboundPayload::BatchRegistered),
-        ConsumedTopic::EssaySlotAssigned => build(topic, parse(text)?, InboundPayload::EssaySlotAssigned),
-        ConsumedTopic::BatchPhaseOutcome => build(topic, parse(text)?, InboundPayload::PhaseOutcome),
-        ConsumedTopic::SpellcheckResults => build(topic, parse(text)?, InboundPayload::SpellcheckResult),
-        ConsumedTopic::AssessmentResultPublished => build(topic, parse(text)?, InboundPayload::AssessmentResult),
-        ConsumedTopic::BatchPipelineCompleted => build(topic, parse(text)?, InboundPayload::PipelineCompleted),
+        ConsumedTopic::BatchEssaysRegistered => {
+            build(topic, parse(text)?, InboundPayload::BatchRegistered)
+        }
+        ConsumedTopic::EssaySlotAssigned => {
+            build(topic, parse(text)?, InboundPayload::EssaySlotAssigned)
+        }
+        ConsumedTopic::BatchPhaseOutcome => {
+            build(topic, parse(text)?, InboundPayload::PhaseOutcome)
+        }
+        ConsumedTopic::SpellcheckResults => {
+            build(topic, parse(text)?, InboundPayload::SpellcheckResult)
+        }
+        ConsumedTopic::AssessmentResultPublished => {
+            build(topic, parse(text)?, InboundPayload::AssessmentResult)
+        }
+        ConsumedTopic::BatchPipelineCompleted => {
+            build(topic, parse(text)?, InboundPayload::PipelineCompleted)
+        }
     };
     validate(&event.payload)?;
     Ok(event)
 }
 
-fn build<T>(topic: ConsumedTopic, env: InboundEnvelope<T>, wrap: fn(T) -> InboundPayload) -> InboundEvent {
+fn build<T>(
+    topic: ConsumedTopic,
+    env: InboundEnvelope<T>,
+    wrap: fn(T) -> InboundPayload,
+) -> InboundEvent {
     InboundEvent {
         topic,
         event_id: env.event_id,
@@ -150,14 +172,18 @@ fn parse<T: DeserializeOwned>(text: &str) -> Result<InboundEnvelope<T>, DecodeEr
             _ => DecodeError::InvalidJson(inner.to_string()),
         }
     })?;
-    de.end().map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    de.end()
+        .map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     Ok(envelope)
 }
 
 /// serde reports a missing field at its parent; name the field itself.
 fn schema_error(path: &str, inner: &serde_json::Error) -> DecodeError {
     let message = strip_position(&inner.to_string());
-    let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+    let field = match message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
         Some(name) if path == "." || path.is_empty() => name.to_string(),
         Some(name) => format!("{path}.{name}"),
         None if path == "." => String::new(),
@@ -178,26 +204,30 @@ fn require_id(field: &str, value: &str) -> Result<(), DecodeError> {
         return Err(DecodeError::constraint(field, "must not be empty"));
     }
     if value.len() > MAX_ID_LEN {
-        return Err(DecodeError::constraint(field, format!("longer than {MAX_ID_LEN} bytes")));
+        return Err(DecodeError::constraint(
+            field,
+            format!("longer than {MAX_ID_LEN} bytes"),
+        ));
     }
     Ok(())
 }
 
 fn require_unit_interval(field: &str, value: f64) -> Result<(), DecodeError> {
     if !(0.0..=1.0).contains(&value) {
-        return Err(DecodeError::constraint(field, format!("{value} is outside 0.0..=1.0")));
+        return Err(DecodeError::constraint(
+            field,
+            format!("{value} is outside 0.0..=1.0"),
+        ));
     }
     Ok(())
 }
 
 /// `^([A-F][+-]?|U)$`
 pub fn is_valid_letter_grade(grade: &str) -> bool {
-    match grade.as_bytes() {
-        [b'U'] => true,
-        [b'A'..=b'F'] => true,
-        [b'A'..=b'F', b'+' | b'-'] => true,
-        _ => false,
-    }
+    matches!(
+        grade.as_bytes(),
+        [b'U'] | [b'A'..=b'F'] | [b'A'..=b'F', b'+' | b'-']
+    )
 }
 
 fn validate_storage_refs(field: &str, refs: &StorageReferenceMetadata) -> Result<(), DecodeError> {
@@ -210,7 +240,10 @@ fn validate_storage_refs(field: &str, refs: &StorageReferenceMetadata) -> Result
             });
         }
         let Some(object) = value.as_object() else {
-            return Err(DecodeError::Schema { field: entry_field, message: "expected an object".into() });
+            return Err(DecodeError::Schema {
+                field: entry_field,
+                message: "expected an object".into(),
+            });
         };
         if let Some((name, _)) = object.iter().find(|(_, v)| !v.is_string()) {
             return Err(DecodeError::Schema {
@@ -230,7 +263,10 @@ pub fn validate(payload: &InboundPayload) -> Result<(), DecodeError> {
             require_id("data.entity_id", &e.entity_id)?;
             require_id("data.user_id", &e.user_id)?;
             if e.expected_essay_count < 0 {
-                return Err(DecodeError::constraint("data.expected_essay_count", "must not be negative"));
+                return Err(DecodeError::constraint(
+                    "data.expected_essay_count",
+                    "must not be negative",
+                ));
             }
             for (i, id) in e.essay_ids.iter().enumerate() {
                 require_id(&format!("data.essay_ids[{i}]"), id)?;
@@ -246,7 +282,10 @@ pub fn validate(payload: &InboundPayload) -> Result<(), DecodeError> {
         InboundPayload::PhaseOutcome(e) => {
             require_id("data.batch_id", &e.batch_id)?;
             for (i, essay) in e.processed_essays.iter().enumerate() {
-                require_id(&format!("data.processed_essays[{i}].essay_id"), &essay.essay_id)?;
+                require_id(
+                    &format!("data.processed_essays[{i}].essay_id"),
+                    &essay.essay_id,
+                )?;
             }
             for (i, id) in e.failed_essay_ids.iter().enumerate() {
                 require_id(&format!("data.failed_essay_ids[{i}]"), id)?;
@@ -261,7 +300,10 @@ pub fn validate(payload: &InboundPayload) -> Result<(), DecodeError> {
             require_id("data.cj_assessment_job_id", &e.cj_assessment_job_id)?;
             if let Some(assignment) = &e.assignment_id {
                 if assignment.chars().count() > 100 {
-                    return Err(DecodeError::constraint("data.assignment_id", "longer than 100 characters"));
+                    return Err(DecodeError::constraint(
+                        "data.assignment_id",
+                        "longer than 100 characters",
+                    ));
                 }
             }
             for (i, r) in e.essay_results.iter().enumerate() {
@@ -276,7 +318,10 @@ pub fn validate(payload: &InboundPayload) -> Result<(), DecodeError> {
                     ));
                 }
                 if r.rank <= 0 {
-                    return Err(DecodeError::constraint(at("rank"), format!("{} is not greater than 0", r.rank)));
+                    return Err(DecodeError::constraint(
+                        at("rank"),
+                        format!("{} is not greater than 0", r.rank),
+                    ));
                 }
             }
         }
@@ -305,9 +350,13 @@ mod tests {
     fn invalid_utf8_and_json_are_classified() {
         let err = decode_record("huleedu.batch.essays.registered.v1", &[0xff, 0xfe]).unwrap_err();
         assert_eq!(err.kind(), "invalid_utf8");
-        let err = decode_record("huleedu.batch.essays.registered.v1", b"invalid json {{{").unwrap_err();
+        let err =
+            decode_record("huleedu.batch.essays.registered.v1", b"invalid json {{{").unwrap_err();
         assert_eq!(err.kind(), "invalid_json");
         let err = decode_record("huleedu.unknown.topic.v1", b"{}").unwrap_err();
-        assert_eq!(err, DecodeError::UnknownTopic("huleedu.unknown.topic.v1".into()));
+        assert_eq!(
+            err,
+            DecodeError::UnknownTopic("huleedu.unknown.topic.v1".into())
+        );
     }
 }

@@ -132,7 +132,10 @@ wire_enum!(
 
 impl ProcessingStage {
     pub fn is_terminal(&self) -> bool {
-        matches!(self, ProcessingStage::Completed | ProcessingStage::Failed | ProcessingStage::Cancelled)
+        matches!(
+            self,
+            ProcessingStage::Completed | ProcessingStage::Failed | ProcessingStage::Cancelled
+        )
     }
 }
 
@@ -225,9 +228,15 @@ impl UpdateStatus {
     /// complete, failure statuses fail, everything else (in progress, awaiting) stays pending.
     pub fn spellcheck_stage(&self) -> ProcessingStage {
         let text = self.as_str();
-        if text.ends_with("_success") || text == "completed_successfully" || text == "all_processing_completed" {
+        if text.ends_with("_success")
+            || text == "completed_successfully"
+            || text == "all_processing_completed"
+        {
             ProcessingStage::Completed
-        } else if text.ends_with("_failed") || text == "failed_critically" || text == "essay_critical_failure" {
+        } else if text.ends_with("_failed")
+            || text == "failed_critically"
+            || text == "essay_critical_failure"
+        {
             ProcessingStage::Failed
         } else if text == "cancelled" {
             ProcessingStage::Cancelled
@@ -266,7 +275,11 @@ mod tests {
 
     #[test]
     fn spellcheck_status_mapping_fixes_in_progress_as_failed() {
-        let stage = |s: &str| serde_json::from_str::<UpdateStatus>(&format!("\"{s}\"")).unwrap().spellcheck_stage();
+        let stage = |s: &str| {
+            serde_json::from_str::<UpdateStatus>(&format!("\"{s}\""))
+                .unwrap()
+                .spellcheck_stage()
+        };
         assert_eq!(stage("spellchecked_success"), ProcessingStage::Completed);
         assert_eq!(stage("completed_successfully"), ProcessingStage::Completed);
         assert_eq!(stage("spellcheck_failed"), ProcessingStage::Failed);

@@ -1,7 +1,9 @@
 //! The three published events and both notification payloads (ras-behaviour §5), with the
 //! reference's key order. Struct field order *is* the wire order.
 
-use super::enums::{BatchStatus, ConfidenceLabel, NotificationPriority, PhaseName, WebSocketEventCategory};
+use super::enums::{
+    BatchStatus, ConfidenceLabel, NotificationPriority, PhaseName, WebSocketEventCategory,
+};
 use super::metadata::SystemProcessingMetadata;
 use super::timestamp::Timestamp;
 use serde::de::Error as _;
@@ -39,9 +41,12 @@ impl<'de> Deserialize<'de> for PhaseResults {
         let map = Map::<String, Value>::deserialize(deserializer)?;
         let mut out = Vec::with_capacity(map.len());
         for (key, value) in map {
-            let summary: PhaseResultSummary = serde_json::from_value(value).map_err(D::Error::custom)?;
+            let summary: PhaseResultSummary =
+                serde_json::from_value(value).map_err(D::Error::custom)?;
             if summary.phase_name.as_str() != key {
-                return Err(D::Error::custom(format!("phase_results key `{key}` names another phase")));
+                return Err(D::Error::custom(format!(
+                    "phase_results key `{key}` names another phase"
+                )));
             }
             out.push(summary);
         }

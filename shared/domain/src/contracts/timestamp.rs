@@ -72,18 +72,28 @@ impl Timestamp {
             return Some(Self::from_datetime(dt.with_timezone(&Utc)));
         }
         // Python isoformat allows a space separator and an offset without the colon.
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+            "%Y-%m-%d %H:%M:%S%.f%z",
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+        ] {
             if let Ok(dt) = DateTime::parse_from_str(text, fmt) {
                 return Some(Self::from_datetime(dt.with_timezone(&Utc)));
             }
         }
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(text, fmt) {
                 return Some(Self::from_datetime(Utc.from_utc_datetime(&naive)));
             }
         }
         if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            return date.and_hms_opt(0, 0, 0).map(|n| Self::from_datetime(Utc.from_utc_datetime(&n)));
+            return date
+                .and_hms_opt(0, 0, 0)
+                .map(|n| Self::from_datetime(Utc.from_utc_datetime(&n)));
         }
         text.parse::<f64>().ok().and_then(Self::from_unix_number)
     }
@@ -93,7 +103,11 @@ impl Timestamp {
         if !value.is_finite() {
             return None;
         }
-        let micros = if value.abs() > 2e10 { value * 1_000.0 } else { value * 1_000_000.0 };
+        let micros = if value.abs() > 2e10 {
+            value * 1_000.0
+        } else {
+            value * 1_000_000.0
+        };
         if micros.abs() > 9.0e15 {
             return None;
         }
@@ -131,7 +145,8 @@ impl<'de> Deserialize<'de> for Timestamp {
                 self.visit_f64(v as f64)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
-                Timestamp::from_unix_number(v).ok_or_else(|| E::custom(format!("invalid unix timestamp {v}")))
+                Timestamp::from_unix_number(v)
+                    .ok_or_else(|| E::custom(format!("invalid unix timestamp {v}")))
             }
         }
         deserializer.deserialize_any(TimestampVisitor)
@@ -164,18 +179,30 @@ mod tests {
 
     #[test]
     fn serialises_like_pydantic() {
-        assert_eq!(Timestamp::parse("2025-11-27T10:20:30Z").unwrap().to_wire(), "2025-11-27T10:20:30Z");
         assert_eq!(
-            Timestamp::parse("2025-11-27T10:59:59.999Z").unwrap().to_wire(),
+            Timestamp::parse("2025-11-27T10:20:30Z").unwrap().to_wire(),
+            "2025-11-27T10:20:30Z"
+        );
+        assert_eq!(
+            Timestamp::parse("2025-11-27T10:59:59.999Z")
+                .unwrap()
+                .to_wire(),
             "2025-11-27T10:59:59.999000Z"
         );
         assert_eq!(
-            Timestamp::parse("2025-11-27T10:59:59.1234567Z").unwrap().to_wire(),
+            Timestamp::parse("2025-11-27T10:59:59.1234567Z")
+                .unwrap()
+                .to_wire(),
             "2025-11-27T10:59:59.123456Z"
         );
-        assert_eq!(Timestamp::parse("2025-11-27T10:00:00Z").unwrap().to_naive(), "2025-11-27T10:00:00");
         assert_eq!(
-            Timestamp::parse("2025-11-27T10:00:00.5Z").unwrap().to_naive(),
+            Timestamp::parse("2025-11-27T10:00:00Z").unwrap().to_naive(),
+            "2025-11-27T10:00:00"
+        );
+        assert_eq!(
+            Timestamp::parse("2025-11-27T10:00:00.5Z")
+                .unwrap()
+                .to_naive(),
             "2025-11-27T10:00:00.500000"
         );
     }

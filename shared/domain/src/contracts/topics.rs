@@ -63,7 +63,9 @@ impl PublishedTopic {
         match self {
             PublishedTopic::BatchResultsReady => "huleedu.ras.batch.results.ready.v1",
             PublishedTopic::BatchAssessmentCompleted => "huleedu.ras.batch.assessment.completed.v1",
-            PublishedTopic::TeacherNotificationRequested => "huleedu.notification.teacher.requested.v1",
+            PublishedTopic::TeacherNotificationRequested => {
+                "huleedu.notification.teacher.requested.v1"
+            }
         }
     }
 

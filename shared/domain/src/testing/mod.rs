@@ -1,4 +1,7 @@
-//! In-memory fakes of the ports, for unit tests here and in the function crates.
+//! In-memory fakes of the ports and builders of HuleEdu events, for unit tests here and in the
+//! function crates.
+
+pub mod events;
 
 use crate::contracts::BatchStatus;
 use crate::model::{BatchAggregate, CjJobRecord};
@@ -39,7 +42,9 @@ impl InMemoryStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn commit_now(&self, marker: &IdempotencyMarker, plan: &Plan) -> CommitOutcome {
@@ -48,20 +53,31 @@ impl InMemoryStore {
             return if existing.payload_hash == marker.payload_hash {
                 CommitOutcome::Duplicate
             } else {
-                CommitOutcome::PayloadConflict { existing_hash: existing.payload_hash.clone() }
+                CommitOutcome::PayloadConflict {
+                    existing_hash: existing.payload_hash.clone(),
+                }
             };
         }
         if let Some(expected) = plan.expected_version() {
-            let stored = inner.aggregates.get(&marker.batch_id).map_or(0, |a| a.root.version);
+            let stored = inner
+                .aggregates
+                .get(&marker.batch_id)
+                .map_or(0, |a| a.root.version);
             if stored != expected {
                 return CommitOutcome::VersionConflict;
             }
         }
-        if plan.outbox.iter().any(|m| inner.outbox.iter().any(|o| o.event_id == m.event_id)) {
+        if plan
+            .outbox
+            .iter()
+            .any(|m| inner.outbox.iter().any(|o| o.event_id == m.event_id))
+        {
             // The outbox key is the event id: a second copy cannot be written.
             return CommitOutcome::VersionConflict;
         }
-        inner.markers.insert(marker.event_key.clone(), marker.clone());
+        inner
+            .markers
+            .insert(marker.event_key.clone(), marker.clone());
         if !plan.changes.is_empty() {
             let agg = inner
                 .aggregates
@@ -76,10 +92,16 @@ impl InMemoryStore {
 
 impl AggregateStore for InMemoryStore {
     async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
-        Ok(self.aggregate(batch_id).unwrap_or_else(|| BatchAggregate::new(batch_id)))
+        Ok(self
+            .aggregate(batch_id)
+            .unwrap_or_else(|| BatchAggregate::new(batch_id)))
     }
 
-    async fn commit(&self, marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitOutcome, StoreError> {
+    async fn commit(
+        &self,
+        marker: &IdempotencyMarker,
+        plan: &Plan,
+    ) -> Result<CommitOutcome, StoreError> {
         Ok(self.commit_now(marker, plan))
     }
 }
@@ -104,18 +126,50 @@ impl BatchReader for InMemoryStore {
             .filter(|a| status.is_none() || a.root.derived.overall_status == status)
             .cloned()
             .collect();
-        let created = |a: &BatchAggregate| a.root.registration.as_ref().map(|r| r.provenance.occurred_at);
-        batches.sort_by(|a, b| created(b).cmp(&created(a)).then_with(|| b.batch_id().cmp(a.batch_id())));
+        let created = |a: &BatchAggregate| {
+            a.root
+                .registration
+                .as_ref()
+                .map(|r| r.provenance.occurred_at)
+        };
+        batches.sort_by(|a, b| {
+            created(b)
+                .cmp(&created(a))
+                .then_with(|| b.batch_id().cmp(a.batch_id()))
+        });
         let total = batches.len() as u64;
-        let page = batches.into_iter().skip(offset as usize).take(limit as usize).collect();
-        Ok(BatchPage { batches: page, total })
+        let page = batches
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        Ok(BatchPage {
+            batches: page,
+            total,
+        })
     }
 
     async fn get_cj_job(&self, job_id: &str) -> Result<Option<CjJobRecord>, StoreError> {
-        Ok(self.lock().aggregates.values().find_map(|a| a.cj_jobs.get(job_id).cloned()))
+        Ok(self
+            .lock()
+            .aggregates
+            .values()
+            .find_map(|a| a.cj_jobs.get(job_id).cloned()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// Drive a future that never waits (the in-memory store's) to completion, without a runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
     }
 }
