@@ -117,3 +117,103 @@ pub trait BatchReader: Send + Sync {
     /// Dependency check for `/healthz`.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// Failures of a message transport (SQS), classified like [`StoreError`].
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PublishError {
+    #[error("transient publish failure: {0}")]
+    Transient(String),
+    #[error("permanent publish failure ({kind}): {message}")]
+    Permanent { kind: &'static str, message: String },
+}
+
+impl PublishError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PublishError::Transient(_))
+    }
+}
+
+/// A consumed record that can never be applied, with everything needed to inspect or re-drive
+/// it: the raw bytes, where it came from, and why it failed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i64,
+    pub offset: i64,
+    /// Kafka record timestamp.
+    pub timestamp: Option<Timestamp>,
+    pub key_base64: Option<String>,
+    /// The record value exactly as received (base64 of the bytes).
+    pub value_base64: String,
+    /// Stable kind: `invalid_json`, `schema_violation`, `payload_conflict`, `item_too_large`, …
+    pub error_kind: String,
+    pub error_message: String,
+    /// The idempotency key, when the record could be decoded far enough to have one.
+    pub event_key: Option<String>,
+    pub dead_lettered_at: Timestamp,
+}
+
+/// Where undeliverable consumed records go (the ingest dead-letter queue).
+pub trait DeadLetterSink: Send + Sync {
+    fn send(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Which queue a published message goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    /// Domain events (`huleedu.ras.*`).
+    Events,
+    /// Teacher notifications.
+    Notifications,
+}
+
+impl Destination {
+    pub fn of(topic: crate::contracts::PublishedTopic) -> Self {
+        if topic.is_notification() {
+            Destination::Notifications
+        } else {
+            Destination::Events
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Destination::Events => "events",
+            Destination::Notifications => "notifications",
+        }
+    }
+}
+
+/// One message as handed to the transport: body byte-identical on every attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingMessage {
+    pub event_id: String,
+    pub topic: String,
+    pub event_type: String,
+    pub correlation_id: String,
+    /// `MessageGroupId` and the `key` attribute: batch_id or teacher_id.
+    pub ordering_key: String,
+    pub body: String,
+}
+
+/// Per-message result of a batch send: an HTTP 200 can still carry failed entries.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SendResult {
+    Sent,
+    Failed {
+        retryable: bool,
+        code: String,
+        message: String,
+    },
+}
+
+/// The transport of published messages (SQS FIFO queues).
+pub trait MessagePublisher: Send + Sync {
+    /// Send up to 10 messages (≤ 1 MiB in total) in one request; one result per message, in
+    /// order. `Err` means the whole call failed and nothing can be assumed sent.
+    fn send_batch(
+        &self,
+        destination: Destination,
+        messages: &[OutgoingMessage],
+    ) -> impl Future<Output = Result<Vec<SendResult>, PublishError>> + Send;
+}
