@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The environment the tests use to reach the local AWS-API server:
+#   AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_DEFAULT_REGION,
+#   AWS_EC2_METADATA_DISABLED, RAS_STATE_TABLE, RAS_OUTBOX_TABLE, RAS_EVENTS_QUEUE_URL,
+#   RAS_NOTIFICATIONS_QUEUE_URL, RAS_INGEST_DLQ_URL
+# (the last ones are the `env_var`s of infra/resources.json).
+#
+#   source infra/local/env.sh        # export them into the current shell
+#   eval "$(infra/local/env.sh)"     # same, from a subshell
+#   infra/local/env.sh               # print them as `export NAME=value` lines
+#
+# Values come from .local/env, which infra/local/create_resources.py (run by start.sh) writes
+# with the queue URLs the server reported.
+
+_ras_env_main() {
+    local root env_file
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+    env_file="${root}/.local/env"
+    if [[ ! -f "${env_file}" ]]; then
+        echo "env.sh: ${env_file} not found; start the local server first: infra/local/start.sh" >&2
+        return 1
+    fi
+    if [[ "${1}" == "print" ]]; then
+        grep '^export ' "${env_file}"
+    else
+        # shellcheck source=/dev/null
+        source "${env_file}"
+    fi
+}
+
+if [[ "${BASH_SOURCE[0]}" == "${0}" ]]; then
+    set -euo pipefail
+    _ras_env_main print
+else
+    if _ras_env_main export; then
+        unset -f _ras_env_main
+    else
+        unset -f _ras_env_main
+        return 1
+    fi
+fi

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Start the local AWS-API server (moto) in the background and create the project's resources.
+#
+#   infra/local/start.sh [--reset]
+#
+# Port: ${RAS_LOCAL_PORT:-4566} on 127.0.0.1. Log: .local/moto.log, PID: .local/moto.pid.
+# A server already started by this script (PID file, process alive, port answering) is reused;
+# --reset then wipes its state before the resources are created again.
+# Needs infra/local/setup.sh to have run (creates .venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PORT="${RAS_LOCAL_PORT:-4566}"
+ENDPOINT="http://127.0.0.1:${PORT}"
+STATE_DIR="${ROOT}/.local"
+PID_FILE="${STATE_DIR}/moto.pid"
+LOG_FILE="${STATE_DIR}/moto.log"
+MOTO="${ROOT}/.venv/bin/moto_server"
+PY="${ROOT}/.venv/bin/python"
+START_TIMEOUT_S=30
+
+reset_args=()
+for arg in "$@"; do
+    case "${arg}" in
+        --reset) reset_args=(--reset) ;;
+        -h | --help)
+            sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "start: unknown argument: ${arg}" >&2
+            exit 2
+            ;;
+    esac
+done
+
+if [[ ! -x "${MOTO}" ]]; then
+    echo "start: ${MOTO} not found; run infra/local/setup.sh first" >&2
+    exit 1
+fi
+
+answering() {
+    curl --noproxy '*' --silent --fail --output /dev/null --max-time 2 "${ENDPOINT}/moto-api/"
+}
+
+# Prints the PID from the PID file if that process is alive and is a moto server.
+our_pid() {
+    local pid
+    [[ -f "${PID_FILE}" ]] || return 1
+    pid="$(cat "${PID_FILE}")"
+    [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "${pid}" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q moto_server || return 1
+    echo "${pid}"
+}
+
+mkdir -p "${STATE_DIR}"
+
+if pid="$(our_pid)" && answering; then
+    echo "start: reusing moto server (pid ${pid}) on ${ENDPOINT}"
+else
+    if pid="$(our_pid)"; then
+        echo "start: moto server pid ${pid} from ${PID_FILE} does not answer on ${ENDPOINT}; stopping it"
+        kill "${pid}" 2>/dev/null || true
+        sleep 1
+    fi
+    rm -f "${PID_FILE}"
+    if answering; then
+        echo "start: something else already answers on ${ENDPOINT} (not started by this script)." >&2
+        echo "start: stop it, or choose another port with RAS_LOCAL_PORT=<port>." >&2
+        exit 1
+    fi
+
+    echo "start: starting moto server on ${ENDPOINT} (log ${LOG_FILE})"
+    nohup "${MOTO}" -H 127.0.0.1 -p "${PORT}" >>"${LOG_FILE}" 2>&1 </dev/null &
+    pid=$!
+    echo "${pid}" >"${PID_FILE}"
+
+    deadline=$((SECONDS + START_TIMEOUT_S))
+    until answering; do
+        if ! kill -0 "${pid}" 2>/dev/null; then
+            echo "start: moto server exited during start-up; last log lines:" >&2
+            tail -n 20 "${LOG_FILE}" >&2 || true
+            rm -f "${PID_FILE}"
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "start: moto server did not answer within ${START_TIMEOUT_S}s; last log lines:" >&2
+            tail -n 20 "${LOG_FILE}" >&2 || true
+            kill "${pid}" 2>/dev/null || true
+            rm -f "${PID_FILE}"
+            exit 1
+        fi
+        sleep 0.2
+    done
+    echo "start: moto server up (pid ${pid})"
+fi
+
+AWS_ENDPOINT_URL="${ENDPOINT}" "${PY}" "${ROOT}/infra/local/create_resources.py" "${reset_args[@]}"
+echo "start: ready; load the environment with: source infra/local/env.sh"
