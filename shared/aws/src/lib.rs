@@ -1,1 +1,7 @@
 //! AWS adapters for the ports of `ras-domain`.
+
+pub mod config;
+pub mod dead_letter;
+pub mod dynamo;
+pub mod sqs_publisher;
+pub mod telemetry;

@@ -1,0 +1,81 @@
+//! Configuration from the environment: the AWS SDK configuration and the table names.
+//!
+//! `AWS_ENDPOINT_URL` (the local AWS-API server), `AWS_REGION` and the credential variables
+//! are honoured by the SDK's default chain; the table names come from `RAS_STATE_TABLE` and
+//! `RAS_OUTBOX_TABLE`.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Default name of the state table (local setup); deployed names come from the environment.
+pub const DEFAULT_STATE_TABLE: &str = "ras-state";
+/// Default name of the outbox table (local setup).
+pub const DEFAULT_OUTBOX_TABLE: &str = "ras-outbox";
+
+pub const STATE_TABLE_ENV: &str = "RAS_STATE_TABLE";
+pub const OUTBOX_TABLE_ENV: &str = "RAS_OUTBOX_TABLE";
+
+/// The AWS SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The DynamoDB tables the store works on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub state_table: String,
+    pub outbox_table: String,
+}
+
+impl StoreConfig {
+    pub fn new(state_table: impl Into<String>, outbox_table: impl Into<String>) -> Self {
+        StoreConfig {
+            state_table: state_table.into(),
+            outbox_table: outbox_table.into(),
+        }
+    }
+
+    /// `RAS_STATE_TABLE` / `RAS_OUTBOX_TABLE`, defaulting to the local names.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`StoreConfig::from_env`] with an explicit variable lookup (for tests). Empty
+    /// values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str, default: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        StoreConfig {
+            state_table: get(STATE_TABLE_ENV, DEFAULT_STATE_TABLE),
+            outbox_table: get(OUTBOX_TABLE_ENV, DEFAULT_OUTBOX_TABLE),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::new(DEFAULT_STATE_TABLE, DEFAULT_OUTBOX_TABLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_default_and_override() {
+        assert_eq!(
+            StoreConfig::from_lookup(|_| None),
+            StoreConfig::new("ras-state", "ras-outbox")
+        );
+        let cfg = StoreConfig::from_lookup(|name| match name {
+            "RAS_STATE_TABLE" => Some("stack-state".into()),
+            "RAS_OUTBOX_TABLE" => Some(" ".into()),
+            _ => None,
+        });
+        assert_eq!(cfg, StoreConfig::new("stack-state", "ras-outbox"));
+    }
+}

@@ -1,0 +1,390 @@
+//! The commit transaction: marker + plan as one `TransactWriteItems`.
+//!
+//! # Layout
+//!
+//! | action | condition |
+//! |---|---|
+//! | marker `EVENT#{key}` / `#MARKER` (always index 0) | `attribute_not_exists(pk)`, `ALL_OLD` on failure |
+//! | batch root | `attribute_not_exists(pk)` when the plan read version 0, else `#v = :expected` |
+//! | essay / phase / CJ header / CJ chunks | none: the root's condition guards them |
+//! | outbox items (outbox table) | `attribute_not_exists(event_id)` |
+//!
+//! A cancelled transaction writes nothing; its per-action cancellation reasons tell a
+//! duplicate (marker exists, same hash) from a payload conflict (marker exists, other hash)
+//! from a version conflict (root or outbox condition failed), see
+//! [`super::errors::classify_cancellation`].
+//!
+//! # Plans too big for one transaction
+//!
+//! A transaction holds at most 100 actions and 4 MB. Only CJ results can get near that (a
+//! job's `essay_results` are split into chunk items of ≤ 300 KB). When a plan has more than
+//! [`PREWRITE_ACTION_THRESHOLD`] actions or an estimated size over
+//! [`PREWRITE_SIZE_THRESHOLD`], the CJ chunk items are written *first*, with plain
+//! `BatchWriteItem` requests, and the transaction carries the rest (marker, root, CJ header,
+//! other records, outbox). This keeps every guarantee:
+//!
+//! * chunks are content-addressed: their sort key names the `chunk_set` (a hash of the
+//!   results), so a pre-written chunk never overwrites anything a reader follows — readers
+//!   only read the chunk set named by a committed header;
+//! * until the transaction that writes the header naming that set commits, the chunks are
+//!   invisible (the header still names the previous set, or does not exist);
+//! * if the transaction fails (conflict, crash, duplicate), the chunks stay unreferenced and
+//!   harmless; a retry of the same record writes the very same items again;
+//! * marker, root, header and outbox still commit atomically, so idempotency, optimistic
+//!   concurrency and exactly-once emission are unaffected.
+
+use super::errors::ActionRole;
+use super::items::{
+    self, encode_cj_job, encode_essay, encode_marker, encode_phase, encode_root, n, Item,
+};
+use super::outbox::{OutboxItem, EVENT_ID};
+use crate::config::StoreConfig;
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use ras_domain::plan::{Plan, StateChange};
+use ras_domain::ports::{IdempotencyMarker, StoreError};
+
+/// DynamoDB's limit of actions per transaction.
+pub const MAX_TRANSACTION_ACTIONS: usize = 100;
+/// Pre-write the chunks when the plan has more actions than this (headroom below 100).
+pub const PREWRITE_ACTION_THRESHOLD: usize = 90;
+/// Pre-write the chunks when the plan's estimated size is larger than this (limit: 4 MB).
+pub const PREWRITE_SIZE_THRESHOLD: usize = 3_500_000;
+
+/// Which table an action writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    State,
+    Outbox,
+}
+
+/// The condition of a put.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    None,
+    /// `attribute_not_exists(<attribute>)`: the item must be new.
+    NotExists(&'static str),
+    /// `version = <expected>`.
+    Version(u64),
+}
+
+/// One put of the commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Write {
+    pub role: ActionRole,
+    pub table: Table,
+    pub condition: Condition,
+    pub item: Item,
+}
+
+impl Write {
+    pub fn into_transact_item(self, tables: &StoreConfig) -> Result<TransactWriteItem, StoreError> {
+        let table = match self.table {
+            Table::State => &tables.state_table,
+            Table::Outbox => &tables.outbox_table,
+        };
+        let mut put = Put::builder().table_name(table).set_item(Some(self.item));
+        put = match self.condition {
+            Condition::None => put,
+            Condition::NotExists(attribute) => {
+                put.condition_expression(format!("attribute_not_exists({attribute})"))
+            }
+            Condition::Version(expected) => put
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", items::VERSION)
+                .expression_attribute_values(":expected", n(expected)),
+        };
+        if self.role == ActionRole::Marker {
+            put = put.return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        let put = put.build().map_err(|e| StoreError::Permanent {
+            kind: "invalid_request",
+            message: e.to_string(),
+        })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// Every write of one commit: the transactional ones and the CJ chunks, which may go either
+/// into the transaction or ahead of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommitWrites {
+    pub transaction: Vec<Write>,
+    pub chunks: Vec<Item>,
+}
+
+/// How a commit is executed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommitLayout {
+    /// Written before the transaction, outside of it (CJ chunks of a big plan).
+    pub prewrite: Vec<Item>,
+    /// The transaction; the marker first.
+    pub transaction: Vec<Write>,
+}
+
+fn wrong_batch(what: &str, found: &str, expected: &str) -> StoreError {
+    StoreError::Permanent {
+        kind: "invalid_request",
+        message: format!(
+            "plan writes {what} of batch `{found}` with a marker for batch `{expected}`"
+        ),
+    }
+}
+
+/// The items of a commit (module docs, "Layout").
+pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWrites, StoreError> {
+    let batch_id = marker.batch_id.as_str();
+    let mut transaction = vec![Write {
+        role: ActionRole::Marker,
+        table: Table::State,
+        condition: Condition::NotExists(items::PK),
+        item: encode_marker(marker)?,
+    }];
+    let mut chunks = Vec::new();
+    let record = |item| Write {
+        role: ActionRole::Record,
+        table: Table::State,
+        condition: Condition::None,
+        item,
+    };
+    for change in &plan.changes {
+        match change {
+            StateChange::Root(root) => {
+                if root.batch_id != batch_id {
+                    return Err(wrong_batch("the root", &root.batch_id, batch_id));
+                }
+                let mut stored = root.clone();
+                stored.version = root.version + 1;
+                let condition = match root.version {
+                    0 => Condition::NotExists(items::PK),
+                    expected => Condition::Version(expected),
+                };
+                transaction.push(Write {
+                    role: ActionRole::Root,
+                    table: Table::State,
+                    condition,
+                    item: encode_root(&stored)?,
+                });
+            }
+            StateChange::Essay(essay) => {
+                if essay.batch_id != batch_id {
+                    return Err(wrong_batch("an essay", &essay.batch_id, batch_id));
+                }
+                transaction.push(record(encode_essay(essay)?));
+            }
+            StateChange::Phase(phase) => transaction.push(record(encode_phase(batch_id, phase)?)),
+            StateChange::CjJob(job) => {
+                if job.batch_id != batch_id {
+                    return Err(wrong_batch("a CJ job", &job.batch_id, batch_id));
+                }
+                let job_items = encode_cj_job(job)?;
+                transaction.push(record(job_items.header));
+                chunks.extend(job_items.chunks);
+            }
+        }
+    }
+    for message in &plan.outbox {
+        transaction.push(Write {
+            role: ActionRole::Outbox,
+            table: Table::Outbox,
+            condition: Condition::NotExists(EVENT_ID),
+            item: OutboxItem::from_message(message, batch_id).to_item()?,
+        });
+    }
+    Ok(CommitWrites {
+        transaction,
+        chunks,
+    })
+}
+
+/// Whether a plan of `actions` actions and about `estimated_bytes` must pre-write its chunks.
+pub fn needs_prewrite(actions: usize, estimated_bytes: usize) -> bool {
+    actions > PREWRITE_ACTION_THRESHOLD || estimated_bytes > PREWRITE_SIZE_THRESHOLD
+}
+
+/// Decide what goes into the transaction (module docs, "Plans too big for one transaction").
+pub fn layout(writes: CommitWrites) -> Result<CommitLayout, StoreError> {
+    let CommitWrites {
+        mut transaction,
+        chunks,
+    } = writes;
+    let actions = transaction.len() + chunks.len();
+    let bytes: usize = transaction
+        .iter()
+        .map(|w| items::estimated_item_size(&w.item))
+        .sum::<usize>()
+        + chunks.iter().map(items::estimated_item_size).sum::<usize>();
+    let prewrite = if needs_prewrite(actions, bytes) {
+        chunks
+    } else {
+        transaction.extend(chunks.into_iter().map(|item| Write {
+            role: ActionRole::Record,
+            table: Table::State,
+            condition: Condition::None,
+            item,
+        }));
+        Vec::new()
+    };
+    if transaction.len() > MAX_TRANSACTION_ACTIONS {
+        return Err(StoreError::Permanent {
+            kind: "transaction_too_large",
+            message: format!(
+                "{} actions besides CJ chunks (limit {MAX_TRANSACTION_ACTIONS})",
+                transaction.len()
+            ),
+        });
+    }
+    Ok(CommitLayout {
+        prewrite,
+        transaction,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::items::get_s;
+    use crate::dynamo::testdata;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use ras_domain::contracts::{PublishedTopic, Timestamp};
+    use ras_domain::model::BatchRoot;
+    use ras_domain::plan::OutboxMessage;
+    use uuid::Uuid;
+
+    fn outbox_message(i: u32) -> OutboxMessage {
+        OutboxMessage {
+            event_id: Uuid::from_u128(100 + i as u128),
+            topic: [
+                PublishedTopic::BatchResultsReady,
+                PublishedTopic::TeacherNotificationRequested,
+            ][i as usize % 2],
+            ordering_key: "b-1".into(),
+            correlation_id: Uuid::from_u128(1),
+            created_at: Timestamp::parse("2025-11-27T10:00:00Z").unwrap(),
+            sequence: i,
+            body: "{}".into(),
+        }
+    }
+
+    fn plan_with_cj(essays: usize, name_len: usize) -> Plan {
+        let mut root = testdata::registered_root("b-1");
+        root.version = 4;
+        Plan {
+            changes: vec![
+                StateChange::Root(root),
+                StateChange::Essay(testdata::essay("b-1", "e-1", true)),
+                StateChange::Phase(testdata::phase()),
+                StateChange::CjJob(testdata::cj_job("b-1", "417", essays, name_len)),
+            ],
+            outbox: vec![outbox_message(0), outbox_message(1)],
+        }
+    }
+
+    fn marker() -> IdempotencyMarker {
+        testdata::marker("b-1", "event:1", "h")
+    }
+
+    #[test]
+    fn small_plan_is_one_transaction_with_conditions() {
+        let layout = layout(commit_writes(&marker(), &plan_with_cj(20, 10)).unwrap()).unwrap();
+        assert!(layout.prewrite.is_empty());
+        let roles: Vec<_> = layout.transaction.iter().map(|w| w.role).collect();
+        use ActionRole::*;
+        assert_eq!(
+            roles,
+            [Marker, Root, Record, Record, Record, Outbox, Outbox, Record]
+        );
+        assert_eq!(layout.transaction[0].condition, Condition::NotExists("pk"));
+        assert_eq!(layout.transaction[1].condition, Condition::Version(4));
+        assert_eq!(
+            layout.transaction[1].item.get("version"),
+            Some(&AttributeValue::N("5".into()))
+        );
+        assert_eq!(
+            layout.transaction[5].condition,
+            Condition::NotExists("event_id")
+        );
+        assert_eq!(layout.transaction[5].table, Table::Outbox);
+        assert_eq!(
+            get_s(&layout.transaction[7].item, "item_type"),
+            Some("cj_chunk")
+        );
+        let tables = StoreConfig::default();
+        for write in layout.transaction {
+            write.into_transact_item(&tables).unwrap();
+        }
+    }
+
+    #[test]
+    fn new_batch_root_must_not_exist() {
+        let plan = Plan {
+            changes: vec![StateChange::Root(BatchRoot::new("b-1"))],
+            outbox: vec![],
+        };
+        let writes = commit_writes(&marker(), &plan).unwrap();
+        assert_eq!(writes.transaction[1].condition, Condition::NotExists("pk"));
+        assert_eq!(
+            writes.transaction[1].item.get("version"),
+            Some(&AttributeValue::N("1".into()))
+        );
+    }
+
+    #[test]
+    fn noop_plan_writes_only_the_marker() {
+        let layout = layout(commit_writes(&marker(), &Plan::default()).unwrap()).unwrap();
+        assert_eq!(layout.transaction.len(), 1);
+        assert_eq!(layout.transaction[0].role, ActionRole::Marker);
+    }
+
+    #[test]
+    fn big_cj_results_pre_write_their_chunks() {
+        // ~4.8 MB of results: more than one transaction can carry.
+        let writes = commit_writes(&marker(), &plan_with_cj(1_600, 3_000)).unwrap();
+        let chunk_count = writes.chunks.len();
+        assert!(chunk_count >= 14, "{chunk_count} chunks");
+        let layout = layout(writes).unwrap();
+        assert_eq!(layout.prewrite.len(), chunk_count);
+        assert_eq!(layout.transaction.len(), 7);
+        assert!(layout
+            .transaction
+            .iter()
+            .all(|w| get_s(&w.item, "item_type") != Some("cj_chunk")));
+    }
+
+    #[test]
+    fn thresholds() {
+        assert!(!needs_prewrite(90, 3_500_000));
+        assert!(needs_prewrite(91, 10));
+        assert!(needs_prewrite(3, 3_500_001));
+    }
+
+    #[test]
+    fn too_many_actions_besides_chunks_are_rejected() {
+        let mut plan = plan_with_cj(1, 0);
+        plan.outbox = (0..120).map(outbox_message).collect();
+        let err = layout(commit_writes(&marker(), &plan).unwrap()).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Permanent {
+                kind: "transaction_too_large",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn records_of_another_batch_are_rejected() {
+        let plan = Plan {
+            changes: vec![StateChange::Essay(testdata::essay("b-2", "e", false))],
+            outbox: vec![],
+        };
+        assert!(matches!(
+            commit_writes(&marker(), &plan),
+            Err(StoreError::Permanent {
+                kind: "invalid_request",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,940 @@
+//! Item encoding of the state table (`docs/data-model.md`): keys, promoted attributes, and the
+//! domain records as DynamoDB attribute maps.
+//!
+//! Records are encoded field by field with `serde_dynamo` (so they stay readable in the
+//! console and usable in expressions), with one exception: free-form JSON the domain keeps
+//! verbatim (`student_prompt_ref`, `ErrorDetail.details`, `assessment_metadata`) is stored as
+//! JSON *text* (an `S` attribute). A DynamoDB map would lose its key order (the API serves
+//! `student_prompt_ref` as received) and its `N` type cannot tell `2.0` from `2`, so a JSON
+//! value would not survive the round trip. Everything else round-trips exactly:
+//! `decode(encode(x)) == x` for every item type (see the tests below).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::SecondsFormat;
+use ras_domain::contracts::{EssayResultV1, PhaseName, Timestamp};
+use ras_domain::model::{BatchAggregate, BatchRoot, CjJobRecord, EssayRecord, PhaseOutcomeRecord};
+use ras_domain::ports::{IdempotencyMarker, StoreError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+/// One DynamoDB item as the SDK represents it.
+pub type Item = HashMap<String, AttributeValue>;
+
+// Attribute names.
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const ITEM_TYPE: &str = "item_type";
+pub const VERSION: &str = "version";
+pub const GSI1PK: &str = "gsi1pk";
+pub const GSI1SK: &str = "gsi1sk";
+pub const GSI2PK: &str = "gsi2pk";
+pub const GSI2SK: &str = "gsi2sk";
+pub const ESSAY_ID: &str = "essay_id";
+pub const BATCH_ID: &str = "batch_id";
+pub const CJ_JOB_ID: &str = "cj_job_id";
+pub const CHUNK_SET: &str = "chunk_set";
+pub const CHUNK_COUNT: &str = "chunk_count";
+pub const CHUNK_INDEX: &str = "chunk_index";
+pub const PAYLOAD_HASH: &str = "payload_hash";
+
+// Sort keys and index names.
+pub const ROOT_SK: &str = "#ROOT";
+pub const MARKER_SK: &str = "#MARKER";
+pub const INDEX_BY_USER: &str = "by_user";
+pub const INDEX_BY_USER_STATUS: &str = "by_user_status";
+pub const INDEX_BY_ESSAY: &str = "by_essay";
+pub const INDEX_BY_CJ_JOB: &str = "by_cj_job";
+
+/// Upper bound of one CJ chunk, measured as the JSON size of its essay results (a slight
+/// over-estimate of the DynamoDB item size), well below the 400 KB item limit.
+pub const MAX_CHUNK_BYTES: usize = 300_000;
+/// Hex digits of the SHA-256 of the essay results that name a chunk set.
+pub const CHUNK_SET_LEN: usize = 16;
+
+/// Free-form JSON stored as JSON text (see the module docs), per item type.
+const ROOT_JSON_PATHS: &[&[&str]] = &[
+    &["registration", "student_prompt_ref"],
+    &["critical_failure", "error_detail", "details"],
+];
+const ESSAY_JSON_PATHS: &[&[&str]] = &[&["spellcheck", "error_detail", "details"]];
+const CJ_HEADER_JSON_PATHS: &[&[&str]] = &[&["result", "assessment_metadata"]];
+
+/// Attributes that are keys or promoted copies, not fields of the domain record.
+const KEY_ATTRIBUTES: &[&str] = &[PK, SK, ITEM_TYPE, GSI1PK, GSI1SK, GSI2PK, GSI2SK];
+
+/// `item_type` of every item of the state table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ItemType {
+    Batch,
+    Essay,
+    Phase,
+    CjJob,
+    CjChunk,
+    Marker,
+}
+
+impl ItemType {
+    pub const ALL: [ItemType; 6] = [
+        ItemType::Batch,
+        ItemType::Essay,
+        ItemType::Phase,
+        ItemType::CjJob,
+        ItemType::CjChunk,
+        ItemType::Marker,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ItemType::Batch => "batch",
+            ItemType::Essay => "essay",
+            ItemType::Phase => "phase",
+            ItemType::CjJob => "cj_job",
+            ItemType::CjChunk => "cj_chunk",
+            ItemType::Marker => "marker",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// An item could not be encoded or decoded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ItemError {
+    #[error("cannot encode {what}: {message}")]
+    Encode { what: &'static str, message: String },
+    #[error("malformed {what} item: {message}")]
+    Decode { what: &'static str, message: String },
+}
+
+impl ItemError {
+    fn encode(what: &'static str, message: impl ToString) -> Self {
+        ItemError::Encode {
+            what,
+            message: message.to_string(),
+        }
+    }
+
+    fn decode(what: &'static str, message: impl ToString) -> Self {
+        ItemError::Decode {
+            what,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<ItemError> for StoreError {
+    fn from(err: ItemError) -> Self {
+        match err {
+            ItemError::Encode { .. } => StoreError::Permanent {
+                kind: "invalid_request",
+                message: err.to_string(),
+            },
+            ItemError::Decode { .. } => StoreError::Permanent {
+                kind: "corrupt_item",
+                message: err.to_string(),
+            },
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ keys
+
+pub fn batch_pk(batch_id: &str) -> String {
+    format!("BATCH#{batch_id}")
+}
+
+pub fn essay_sk(essay_id: &str) -> String {
+    format!("ESSAY#{essay_id}")
+}
+
+pub fn phase_sk(phase: PhaseName) -> String {
+    format!("PHASE#{}", phase.as_str())
+}
+
+pub fn cj_header_sk(job_id: &str) -> String {
+    format!("CJ#{job_id}")
+}
+
+/// Prefix of the sort keys of one chunk set of a CJ job.
+pub fn cj_chunk_prefix(job_id: &str, chunk_set: &str) -> String {
+    format!("CJ#{job_id}#CHUNK#{chunk_set}#")
+}
+
+pub fn cj_chunk_sk(job_id: &str, chunk_set: &str, index: u32) -> String {
+    format!("{}{index:04}", cj_chunk_prefix(job_id, chunk_set))
+}
+
+pub fn marker_pk(event_key: &str) -> String {
+    format!("EVENT#{event_key}")
+}
+
+/// `gsi1pk` of a registered root.
+pub fn user_key(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+/// `gsi2pk` of a registered root.
+pub fn user_status_key(user_id: &str, status: &str) -> String {
+    format!("USER#{user_id}#STATUS#{status}")
+}
+
+/// `gsi1sk` / `gsi2sk`: creation time (fixed width, so it sorts) then the batch id.
+pub fn user_sort_key(created_at: Timestamp, batch_id: &str) -> String {
+    format!("{}#{batch_id}", sortable_time(created_at))
+}
+
+/// `2025-11-27T10:00:00.000000Z`: always six fractional digits, so strings sort as instants.
+pub fn sortable_time(ts: Timestamp) -> String {
+    ts.as_datetime()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+// ----------------------------------------------------------------------- attribute helpers
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A string attribute of an item, if present and of type `S`.
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// A number attribute of an item parsed as `T`, if present, of type `N` and in range.
+pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|text| text.parse().ok())
+}
+
+fn require_s<'a>(item: &'a Item, name: &str, what: &'static str) -> Result<&'a str, ItemError> {
+    get_s(item, name)
+        .ok_or_else(|| ItemError::decode(what, format!("missing string attribute `{name}`")))
+}
+
+fn require_n<T: std::str::FromStr>(
+    item: &Item,
+    name: &str,
+    what: &'static str,
+) -> Result<T, ItemError> {
+    get_n(item, name).ok_or_else(|| {
+        ItemError::decode(
+            what,
+            format!("missing or invalid number attribute `{name}`"),
+        )
+    })
+}
+
+fn with_keys(mut item: Item, pk: String, sk: String, item_type: ItemType) -> Item {
+    item.insert(PK.into(), s(pk));
+    item.insert(SK.into(), s(sk));
+    item.insert(ITEM_TYPE.into(), s(item_type.as_str()));
+    item
+}
+
+/// `value` as attributes, with the free-form JSON at `json_paths` turned into JSON text.
+fn to_attributes<T: Serialize>(
+    what: &'static str,
+    value: &T,
+    json_paths: &[&[&str]],
+) -> Result<Item, ItemError> {
+    let mut json = serde_json::to_value(value).map_err(|e| ItemError::encode(what, e))?;
+    if !json.is_object() {
+        return Err(ItemError::encode(what, "not a JSON object"));
+    }
+    for path in json_paths {
+        freeze_json(&mut json, path).map_err(|e| ItemError::encode(what, e))?;
+    }
+    serde_dynamo::to_item(json).map_err(|e| ItemError::encode(what, e))
+}
+
+/// The inverse of [`to_attributes`]; key attributes are dropped, other unknown ones ignored.
+fn from_attributes<T: DeserializeOwned>(
+    what: &'static str,
+    mut item: Item,
+    json_paths: &[&[&str]],
+) -> Result<T, ItemError> {
+    for name in KEY_ATTRIBUTES {
+        item.remove(*name);
+    }
+    let mut json: Value = serde_dynamo::from_item(item).map_err(|e| ItemError::decode(what, e))?;
+    for path in json_paths {
+        thaw_json(&mut json, path).map_err(|e| ItemError::decode(what, e))?;
+    }
+    serde_json::from_value(json).map_err(|e| ItemError::decode(what, e))
+}
+
+fn value_at<'a>(json: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    path.iter()
+        .try_fold(json, |node, key| node.as_object_mut()?.get_mut(*key))
+}
+
+fn freeze_json(json: &mut Value, path: &[&str]) -> Result<(), serde_json::Error> {
+    if let Some(node) = value_at(json, path) {
+        if !node.is_null() {
+            *node = Value::String(serde_json::to_string(node)?);
+        }
+    }
+    Ok(())
+}
+
+fn thaw_json(json: &mut Value, path: &[&str]) -> Result<(), serde_json::Error> {
+    if let Some(node) = value_at(json, path) {
+        if let Value::String(text) = node {
+            *node = serde_json::from_str(text)?;
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ batch root
+
+/// The root item: the record, `version` (top-level `N`), and for registered batches the
+/// `by_user` / `by_user_status` index keys.
+pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
+    let mut item = to_attributes("batch root", root, ROOT_JSON_PATHS)?;
+    if let Some(registration) = &root.registration {
+        let sort_key = user_sort_key(registration.provenance.occurred_at, &root.batch_id);
+        item.insert(GSI1PK.into(), s(user_key(&registration.user_id)));
+        item.insert(GSI1SK.into(), s(sort_key.clone()));
+        if let Some(status) = root.derived.overall_status {
+            item.insert(
+                GSI2PK.into(),
+                s(user_status_key(&registration.user_id, status.as_str())),
+            );
+            item.insert(GSI2SK.into(), s(sort_key));
+        }
+    }
+    Ok(with_keys(
+        item,
+        batch_pk(&root.batch_id),
+        ROOT_SK.into(),
+        ItemType::Batch,
+    ))
+}
+
+pub fn decode_root(item: Item) -> Result<BatchRoot, ItemError> {
+    from_attributes("batch root", item, ROOT_JSON_PATHS)
+}
+
+// ----------------------------------------------------------------------------------- essay
+
+pub fn encode_essay(essay: &EssayRecord) -> Result<Item, ItemError> {
+    let item = to_attributes("essay", essay, ESSAY_JSON_PATHS)?;
+    Ok(with_keys(
+        item,
+        batch_pk(&essay.batch_id),
+        essay_sk(&essay.essay_id),
+        ItemType::Essay,
+    ))
+}
+
+pub fn decode_essay(item: Item) -> Result<EssayRecord, ItemError> {
+    from_attributes("essay", item, ESSAY_JSON_PATHS)
+}
+
+// ----------------------------------------------------------------------------------- phase
+
+/// The phase record does not name its batch; the item carries `batch_id` besides the key.
+pub fn encode_phase(batch_id: &str, phase: &PhaseOutcomeRecord) -> Result<Item, ItemError> {
+    let mut item = to_attributes("phase outcome", phase, &[])?;
+    item.insert(BATCH_ID.into(), s(batch_id));
+    Ok(with_keys(
+        item,
+        batch_pk(batch_id),
+        phase_sk(phase.phase),
+        ItemType::Phase,
+    ))
+}
+
+pub fn decode_phase(item: Item) -> Result<PhaseOutcomeRecord, ItemError> {
+    from_attributes("phase outcome", item, &[])
+}
+
+// ------------------------------------------------------------------------------------- CJ
+
+/// A CJ job as items: the header (the record without `essay_results`) and its chunks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CjJobItems {
+    pub chunk_set: String,
+    pub header: Item,
+    pub chunks: Vec<Item>,
+}
+
+/// A decoded CJ header: the record with empty `essay_results`, and where they are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CjHeader {
+    pub record: CjJobRecord,
+    pub chunk_set: String,
+    pub chunk_count: u32,
+}
+
+/// A decoded CJ chunk: one slice of a job's `essay_results`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CjChunk {
+    #[serde(rename = "cj_job_id")]
+    pub job_id: String,
+    pub batch_id: String,
+    pub chunk_set: String,
+    #[serde(rename = "chunk_index")]
+    pub index: u32,
+    pub essay_results: Vec<EssayResultV1>,
+}
+
+#[derive(Serialize)]
+struct ChunkRef<'a> {
+    cj_job_id: &'a str,
+    batch_id: &'a str,
+    chunk_set: &'a str,
+    chunk_index: u32,
+    essay_results: &'a [EssayResultV1],
+}
+
+/// Content address of a job's results: hex SHA-256 prefix of their JSON.
+pub fn chunk_set_of(results: &[EssayResultV1]) -> Result<String, ItemError> {
+    let json = serde_json::to_vec(results).map_err(|e| ItemError::encode("CJ essay results", e))?;
+    let mut digest = hex::encode(Sha256::digest(&json));
+    digest.truncate(CHUNK_SET_LEN);
+    Ok(digest)
+}
+
+/// Consecutive slices of `results` whose JSON stays within `max_bytes` each (a single result
+/// larger than that gets a slice of its own). No slices for no results.
+pub fn chunk_ranges(
+    results: &[EssayResultV1],
+    max_bytes: usize,
+) -> Result<Vec<Range<usize>>, ItemError> {
+    let mut ranges = Vec::new();
+    let (mut start, mut size) = (0, 2); // the enclosing `[]`
+    for (i, result) in results.iter().enumerate() {
+        let len = serde_json::to_vec(result)
+            .map_err(|e| ItemError::encode("CJ essay result", e))?
+            .len()
+            + 1;
+        if i > start && size + len > max_bytes {
+            ranges.push(start..i);
+            start = i;
+            size = 2;
+        }
+        size += len;
+    }
+    if start < results.len() {
+        ranges.push(start..results.len());
+    }
+    Ok(ranges)
+}
+
+pub fn encode_cj_job(job: &CjJobRecord) -> Result<CjJobItems, ItemError> {
+    encode_cj_job_with(job, MAX_CHUNK_BYTES)
+}
+
+/// [`encode_cj_job`] with an explicit chunk size (tests).
+pub fn encode_cj_job_with(
+    job: &CjJobRecord,
+    max_chunk_bytes: usize,
+) -> Result<CjJobItems, ItemError> {
+    let results = &job.result.essay_results;
+    let chunk_set = chunk_set_of(results)?;
+    let ranges = chunk_ranges(results, max_chunk_bytes)?;
+    let pk = batch_pk(&job.batch_id);
+    let mut chunks = Vec::with_capacity(ranges.len());
+    for (index, range) in ranges.iter().enumerate() {
+        let index = u32::try_from(index).map_err(|e| ItemError::encode("CJ chunk", e))?;
+        let chunk = ChunkRef {
+            cj_job_id: &job.job_id,
+            batch_id: &job.batch_id,
+            chunk_set: &chunk_set,
+            chunk_index: index,
+            essay_results: &results[range.clone()],
+        };
+        let item = to_attributes("CJ chunk", &chunk, &[])?;
+        chunks.push(with_keys(
+            item,
+            pk.clone(),
+            cj_chunk_sk(&job.job_id, &chunk_set, index),
+            ItemType::CjChunk,
+        ));
+    }
+    let mut header = job.clone();
+    header.result.essay_results = Vec::new();
+    let mut item = to_attributes("CJ job header", &header, CJ_HEADER_JSON_PATHS)?;
+    item.insert(CJ_JOB_ID.into(), s(&job.job_id));
+    item.insert(CHUNK_SET.into(), s(&chunk_set));
+    item.insert(CHUNK_COUNT.into(), n(chunks.len()));
+    let header = with_keys(item, pk, cj_header_sk(&job.job_id), ItemType::CjJob);
+    Ok(CjJobItems {
+        chunk_set,
+        header,
+        chunks,
+    })
+}
+
+pub fn decode_cj_header(mut item: Item) -> Result<CjHeader, ItemError> {
+    const WHAT: &str = "CJ job header";
+    let chunk_set = require_s(&item, CHUNK_SET, WHAT)?.to_string();
+    let chunk_count = require_n(&item, CHUNK_COUNT, WHAT)?;
+    for name in [CHUNK_SET, CHUNK_COUNT, CJ_JOB_ID] {
+        item.remove(name);
+    }
+    let record: CjJobRecord = from_attributes(WHAT, item, CJ_HEADER_JSON_PATHS)?;
+    Ok(CjHeader {
+        record,
+        chunk_set,
+        chunk_count,
+    })
+}
+
+pub fn decode_cj_chunk(item: Item) -> Result<CjChunk, ItemError> {
+    from_attributes("CJ chunk", item, &[])
+}
+
+/// The full record from its header and chunks. Chunks of other jobs or other chunk sets
+/// (left by an earlier version of the job) are ignored; the header's set must be complete.
+pub fn assemble_cj_job(
+    header: CjHeader,
+    chunks: impl IntoIterator<Item = CjChunk>,
+) -> Result<CjJobRecord, ItemError> {
+    let CjHeader {
+        mut record,
+        chunk_set,
+        chunk_count,
+    } = header;
+    let mut parts: BTreeMap<u32, Vec<EssayResultV1>> = BTreeMap::new();
+    for chunk in chunks {
+        if chunk.job_id == record.job_id && chunk.chunk_set == chunk_set {
+            parts.insert(chunk.index, chunk.essay_results);
+        }
+    }
+    let complete = parts.len() == chunk_count as usize && parts.keys().copied().eq(0..chunk_count);
+    if !complete {
+        return Err(ItemError::decode(
+            "CJ job",
+            format!(
+                "job `{}` names {chunk_count} chunks of set {chunk_set}, found indexes {:?}",
+                record.job_id,
+                parts.keys().collect::<Vec<_>>()
+            ),
+        ));
+    }
+    record.result.essay_results = parts.into_values().flatten().collect();
+    Ok(record)
+}
+
+// ---------------------------------------------------------------------------------- marker
+
+#[derive(Serialize, Deserialize)]
+struct MarkerAttributes {
+    event_key: String,
+    payload_hash: String,
+    topic: String,
+    batch_id: String,
+    recorded_at: String,
+    expires_at: i64,
+}
+
+pub fn encode_marker(marker: &IdempotencyMarker) -> Result<Item, ItemError> {
+    let attributes = MarkerAttributes {
+        event_key: marker.event_key.clone(),
+        payload_hash: marker.payload_hash.clone(),
+        topic: marker.topic.clone(),
+        batch_id: marker.batch_id.clone(),
+        recorded_at: sortable_time(marker.recorded_at),
+        expires_at: marker.expires_at,
+    };
+    let item = to_attributes("idempotency marker", &attributes, &[])?;
+    Ok(with_keys(
+        item,
+        marker_pk(&marker.event_key),
+        MARKER_SK.into(),
+        ItemType::Marker,
+    ))
+}
+
+pub fn decode_marker(item: Item) -> Result<IdempotencyMarker, ItemError> {
+    const WHAT: &str = "idempotency marker";
+    let a: MarkerAttributes = from_attributes(WHAT, item, &[])?;
+    let recorded_at = Timestamp::parse(&a.recorded_at).ok_or_else(|| {
+        ItemError::decode(WHAT, format!("invalid recorded_at `{}`", a.recorded_at))
+    })?;
+    Ok(IdempotencyMarker {
+        event_key: a.event_key,
+        payload_hash: a.payload_hash,
+        topic: a.topic,
+        batch_id: a.batch_id,
+        recorded_at,
+        expires_at: a.expires_at,
+    })
+}
+
+// -------------------------------------------------------------------------------- aggregate
+
+/// Any item of the state table, decoded by its `item_type`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateItem {
+    Root(BatchRoot),
+    Essay(EssayRecord),
+    Phase(PhaseOutcomeRecord),
+    CjHeader(CjHeader),
+    CjChunk(CjChunk),
+    Marker(IdempotencyMarker),
+}
+
+pub fn decode_state_item(item: Item) -> Result<StateItem, ItemError> {
+    let type_name = require_s(&item, ITEM_TYPE, "state")?;
+    let item_type = ItemType::parse(type_name)
+        .ok_or_else(|| ItemError::decode("state", format!("unknown item_type `{type_name}`")))?;
+    Ok(match item_type {
+        ItemType::Batch => StateItem::Root(decode_root(item)?),
+        ItemType::Essay => StateItem::Essay(decode_essay(item)?),
+        ItemType::Phase => StateItem::Phase(decode_phase(item)?),
+        ItemType::CjJob => StateItem::CjHeader(decode_cj_header(item)?),
+        ItemType::CjChunk => StateItem::CjChunk(decode_cj_chunk(item)?),
+        ItemType::Marker => StateItem::Marker(decode_marker(item)?),
+    })
+}
+
+/// The aggregate from the items of its partition (in any order). No items: a new aggregate.
+/// Items of an unknown `item_type` are skipped; malformed known items are an error.
+pub fn decode_aggregate(
+    batch_id: &str,
+    items: impl IntoIterator<Item = Item>,
+) -> Result<BatchAggregate, ItemError> {
+    let mut agg = BatchAggregate::new(batch_id);
+    let mut headers = Vec::new();
+    let mut chunks: HashMap<String, Vec<CjChunk>> = HashMap::new();
+    for item in items {
+        // Item types added by a later version are not this version's business.
+        let item_type = get_s(&item, ITEM_TYPE);
+        if item_type.and_then(ItemType::parse).is_none() {
+            tracing::warn!(
+                batch_id,
+                item_type,
+                sk = get_s(&item, SK),
+                "skipping unknown item in batch partition"
+            );
+            continue;
+        }
+        match decode_state_item(item)? {
+            StateItem::Root(root) => agg.root = root,
+            StateItem::Essay(essay) => {
+                agg.essays.insert(essay.essay_id.clone(), essay);
+            }
+            StateItem::Phase(phase) => {
+                agg.phases.insert(phase.phase, phase);
+            }
+            StateItem::CjHeader(header) => headers.push(header),
+            StateItem::CjChunk(chunk) => {
+                chunks.entry(chunk.job_id.clone()).or_default().push(chunk)
+            }
+            StateItem::Marker(_) => {}
+        }
+    }
+    for header in headers {
+        let job_chunks = chunks.remove(&header.record.job_id).unwrap_or_default();
+        let job = assemble_cj_job(header, job_chunks)?;
+        agg.cj_jobs.insert(job.job_id.clone(), job);
+    }
+    if agg.root.batch_id != batch_id {
+        return Err(ItemError::decode(
+            "batch root",
+            format!(
+                "partition of batch `{batch_id}` holds the root of `{}`",
+                agg.root.batch_id
+            ),
+        ));
+    }
+    Ok(agg)
+}
+
+// ------------------------------------------------------------------------------------ sizes
+
+/// Approximate DynamoDB size of an item (attribute names plus values, as DynamoDB bills it;
+/// numbers counted by their text, which over-estimates slightly).
+pub fn estimated_item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + attribute_size(value))
+        .sum()
+}
+
+fn attribute_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(text) | AttributeValue::N(text) => text.len(),
+        AttributeValue::B(blob) => blob.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + attribute_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + attribute_size(v))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(set) | AttributeValue::Ns(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::testdata;
+
+    #[test]
+    fn root_round_trips_and_promotes_index_keys() {
+        let root = testdata::registered_root("b-1");
+        let item = encode_root(&root).unwrap();
+        assert_eq!(get_s(&item, PK), Some("BATCH#b-1"));
+        assert_eq!(get_s(&item, SK), Some("#ROOT"));
+        assert_eq!(get_s(&item, ITEM_TYPE), Some("batch"));
+        assert_eq!(item.get(VERSION), Some(&AttributeValue::N("3".into())));
+        assert_eq!(get_s(&item, GSI1PK), Some("USER#teacher-1"));
+        assert_eq!(
+            get_s(&item, GSI1SK),
+            Some("2025-11-27T10:00:00.000000Z#b-1")
+        );
+        assert_eq!(
+            get_s(&item, GSI2PK),
+            Some("USER#teacher-1#STATUS#processing_pipelines")
+        );
+        assert_eq!(get_s(&item, GSI2SK), get_s(&item, GSI1SK));
+        // Free-form JSON is kept as text, key order included.
+        let registration = item["registration"].as_m().unwrap();
+        assert_eq!(
+            registration["student_prompt_ref"].as_s().unwrap(),
+            r#"{"references":{"student_prompt_text":{"storage_id":"p-1","path":""}},"a_float":2.0}"#
+        );
+        assert_eq!(decode_root(item).unwrap(), root);
+    }
+
+    #[test]
+    fn unregistered_root_has_no_index_keys() {
+        let root = BatchRoot::new("b-2");
+        let item = encode_root(&root).unwrap();
+        for name in [GSI1PK, GSI1SK, GSI2PK, GSI2SK] {
+            assert!(!item.contains_key(name), "{name}");
+        }
+        assert_eq!(decode_root(item).unwrap(), root);
+    }
+
+    #[test]
+    fn essay_round_trips() {
+        for essay in [
+            testdata::essay("b-1", "e-1", true),
+            testdata::essay("b-1", "e-2", false),
+        ] {
+            let item = encode_essay(&essay).unwrap();
+            assert_eq!(get_s(&item, PK), Some("BATCH#b-1"));
+            assert_eq!(
+                get_s(&item, SK),
+                Some(format!("ESSAY#{}", essay.essay_id).as_str())
+            );
+            assert_eq!(get_s(&item, ESSAY_ID), Some(essay.essay_id.as_str()));
+            assert_eq!(get_s(&item, ITEM_TYPE), Some("essay"));
+            assert_eq!(decode_essay(item).unwrap(), essay);
+        }
+    }
+
+    #[test]
+    fn phase_round_trips() {
+        let phase = testdata::phase();
+        let item = encode_phase("b-1", &phase).unwrap();
+        assert_eq!(get_s(&item, SK), Some("PHASE#cj_assessment"));
+        assert_eq!(get_s(&item, BATCH_ID), Some("b-1"));
+        assert_eq!(get_s(&item, ITEM_TYPE), Some("phase"));
+        assert_eq!(decode_phase(item).unwrap(), phase);
+    }
+
+    #[test]
+    fn cj_job_round_trips_through_header_and_chunks() {
+        let job = testdata::cj_job("b-1", "417", 40, 300);
+        let items = encode_cj_job_with(&job, 4_000).unwrap();
+        assert!(items.chunks.len() > 3, "{} chunks", items.chunks.len());
+        assert_eq!(items.chunk_set.len(), CHUNK_SET_LEN);
+        assert_eq!(get_s(&items.header, SK), Some("CJ#417"));
+        assert_eq!(get_s(&items.header, CJ_JOB_ID), Some("417"));
+        assert_eq!(
+            get_n::<usize>(&items.header, CHUNK_COUNT),
+            Some(items.chunks.len())
+        );
+        let header_results = items.header["result"].as_m().unwrap()["essay_results"]
+            .as_l()
+            .unwrap();
+        assert!(header_results.is_empty());
+        for (i, chunk) in items.chunks.iter().enumerate() {
+            assert_eq!(
+                get_s(chunk, SK),
+                Some(cj_chunk_sk("417", &items.chunk_set, i as u32).as_str())
+            );
+            assert_eq!(get_s(chunk, CJ_JOB_ID), Some("417"));
+            assert_eq!(get_s(chunk, ITEM_TYPE), Some("cj_chunk"));
+            assert!(
+                estimated_item_size(chunk) <= 4_000,
+                "chunk {i}: {}",
+                estimated_item_size(chunk)
+            );
+        }
+        let header = decode_cj_header(items.header.clone()).unwrap();
+        assert_eq!(header.chunk_set, items.chunk_set);
+        let chunks: Vec<CjChunk> = items
+            .chunks
+            .iter()
+            .rev()
+            .map(|c| decode_cj_chunk(c.clone()).unwrap())
+            .collect();
+        assert_eq!(assemble_cj_job(header, chunks).unwrap(), job);
+    }
+
+    #[test]
+    fn cj_job_without_results_has_no_chunks() {
+        let job = testdata::cj_job("b-1", "9", 0, 0);
+        let items = encode_cj_job(&job).unwrap();
+        assert!(items.chunks.is_empty());
+        assert_eq!(
+            assemble_cj_job(decode_cj_header(items.header).unwrap(), []).unwrap(),
+            job
+        );
+    }
+
+    #[test]
+    fn chunk_set_is_content_addressed() {
+        let job = testdata::cj_job("b-1", "417", 10, 10);
+        let mut other = job.clone();
+        other.result.essay_results[3].rank += 1;
+        assert_eq!(encode_cj_job(&job).unwrap(), encode_cj_job(&job).unwrap());
+        assert_ne!(
+            encode_cj_job(&job).unwrap().chunk_set,
+            encode_cj_job(&other).unwrap().chunk_set
+        );
+    }
+
+    #[test]
+    fn assembly_ignores_stale_sets_and_rejects_missing_chunks() {
+        let job = testdata::cj_job("b-1", "417", 30, 300);
+        let items = encode_cj_job_with(&job, 3_000).unwrap();
+        let mut stale = job.clone();
+        stale.result.essay_results.truncate(5);
+        let stale_items = encode_cj_job_with(&stale, 3_000).unwrap();
+        let decode_all = |items: &[Item]| {
+            items
+                .iter()
+                .map(|c| decode_cj_chunk(c.clone()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let mut chunks = decode_all(&items.chunks);
+        chunks.extend(decode_all(&stale_items.chunks));
+        let header = decode_cj_header(items.header.clone()).unwrap();
+        assert_eq!(assemble_cj_job(header.clone(), chunks).unwrap(), job);
+        let mut missing = decode_all(&items.chunks);
+        missing.remove(1);
+        let err = assemble_cj_job(header, missing).unwrap_err();
+        assert!(matches!(err, ItemError::Decode { .. }), "{err}");
+    }
+
+    #[test]
+    fn chunk_ranges_respect_the_bound() {
+        let job = testdata::cj_job("b", "j", 100, 50);
+        let results = &job.result.essay_results;
+        let ranges = chunk_ranges(results, 2_000).unwrap();
+        assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(ranges.last().map(|r| r.end), Some(100));
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        for range in &ranges {
+            assert!(serde_json::to_vec(&results[range.clone()]).unwrap().len() <= 2_000);
+        }
+        // A result larger than the bound gets a chunk of its own.
+        assert_eq!(
+            chunk_ranges(&results[..3], 10).unwrap(),
+            vec![0..1, 1..2, 2..3]
+        );
+        assert!(chunk_ranges(&[], 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn marker_round_trips() {
+        let marker = testdata::marker("b-1", "event:abc", "hash-1");
+        let item = encode_marker(&marker).unwrap();
+        assert_eq!(get_s(&item, PK), Some("EVENT#event:abc"));
+        assert_eq!(get_s(&item, SK), Some("#MARKER"));
+        assert_eq!(get_s(&item, ITEM_TYPE), Some("marker"));
+        assert_eq!(get_s(&item, PAYLOAD_HASH), Some("hash-1"));
+        assert_eq!(
+            get_s(&item, "recorded_at"),
+            Some("2025-11-27T10:00:00.500000Z")
+        );
+        assert_eq!(
+            item.get("expires_at"),
+            Some(&AttributeValue::N(marker.expires_at.to_string()))
+        );
+        assert_eq!(decode_marker(item).unwrap(), marker);
+    }
+
+    #[test]
+    fn aggregate_round_trips_from_its_items() {
+        let agg = testdata::aggregate("b-1");
+        let mut items = vec![encode_root(&agg.root).unwrap()];
+        items.extend(agg.essays.values().map(|e| encode_essay(e).unwrap()));
+        items.extend(agg.phases.values().map(|p| encode_phase("b-1", p).unwrap()));
+        for job in agg.cj_jobs.values() {
+            let job_items = encode_cj_job_with(job, 2_000).unwrap();
+            items.extend(job_items.chunks);
+            items.push(job_items.header);
+        }
+        items.reverse();
+        assert_eq!(decode_aggregate("b-1", items).unwrap(), agg);
+        assert_eq!(
+            decode_aggregate("b-9", Vec::new()).unwrap(),
+            BatchAggregate::new("b-9")
+        );
+    }
+
+    #[test]
+    fn unknown_item_types_are_skipped_malformed_items_rejected() {
+        let mut item = encode_root(&BatchRoot::new("b")).unwrap();
+        item.insert(ITEM_TYPE.into(), s("mystery"));
+        assert!(matches!(
+            decode_state_item(item.clone()),
+            Err(ItemError::Decode { .. })
+        ));
+        let root = testdata::registered_root("b");
+        let mut expected = BatchAggregate::new("b");
+        expected.root = root.clone();
+        let items = [item, encode_root(&root).unwrap()];
+        assert_eq!(decode_aggregate("b", items).unwrap(), expected);
+        let mut broken = encode_essay(&testdata::essay("b", "e", false)).unwrap();
+        broken.remove("updated_at");
+        assert!(decode_aggregate("b", [broken]).is_err());
+        let err: StoreError = ItemError::decode("x", "y").into();
+        assert!(matches!(
+            err,
+            StoreError::Permanent {
+                kind: "corrupt_item",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn sortable_time_is_fixed_width() {
+        let ts = |t: &str| sortable_time(Timestamp::parse(t).unwrap());
+        assert_eq!(ts("2025-11-27T10:00:00Z"), "2025-11-27T10:00:00.000000Z");
+        assert_eq!(ts("2025-11-27T10:00:00.5Z"), "2025-11-27T10:00:00.500000Z");
+        assert_eq!(
+            ts("2025-11-27T12:00:00.123456+02:00"),
+            "2025-11-27T10:00:00.123456Z"
+        );
+    }
+}

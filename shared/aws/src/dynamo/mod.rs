@@ -1,0 +1,26 @@
+//! The DynamoDB adapter: [`DynamoStore`] implements the domain's [`AggregateStore`] (load a
+//! batch aggregate, commit a plan with its idempotency marker) and [`BatchReader`] (the query
+//! API's reads) on the tables of `docs/data-model.md`.
+//!
+//! * [`items`] — keys and item encoding of the state table (root, essays, phases, CJ header
+//!   and chunks, markers).
+//! * [`outbox`] — outbox items, also decoded by the relay from stream images.
+//! * [`commit`] — the commit transaction and the scheme for plans too big for one.
+//! * [`errors`] — SDK errors and transaction cancellations → outcomes and [`StoreError`]s.
+//!
+//! [`AggregateStore`]: ras_domain::ports::AggregateStore
+//! [`BatchReader`]: ras_domain::ports::BatchReader
+//! [`StoreError`]: ras_domain::ports::StoreError
+
+pub mod commit;
+pub mod errors;
+pub mod items;
+pub mod outbox;
+mod reader;
+mod store;
+
+#[cfg(test)]
+mod testdata;
+
+pub use outbox::{Destination, OutboxItem};
+pub use store::DynamoStore;

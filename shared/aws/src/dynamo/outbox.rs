@@ -1,0 +1,402 @@
+//! Items of the outbox table (`docs/data-model.md`, "Outbox"): one per published message,
+//! keyed by its deterministic `event_id`. The relay decodes them from stream `NEW_IMAGE`s with
+//! [`OutboxItem::from_image`] and sends `body` as is.
+//!
+//! Bodies longer than [`INLINE_BODY_LIMIT`] are stored gzip-compressed in the binary attribute
+//! `body_gzip` instead of `body`: a CJ result for thousands of essays publishes an
+//! assessment-completed event of ~800 KB (SQS takes up to 1 MiB), which would not fit
+//! DynamoDB's 400 KB item limit as text. The (de)compression happens in this type's serde
+//! representation, so every reader of the table and of its stream sees the same `body`.
+
+use super::items::{sortable_time, Item, ItemError};
+use ras_domain::contracts::{PublishedTopic, Timestamp};
+use ras_domain::plan::OutboxMessage;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Outbox items expire 30 days after the message was created.
+pub const OUTBOX_TTL_SECONDS: i64 = 30 * 24 * 3600;
+/// The key attribute (and the SQS `MessageDeduplicationId`).
+pub const EVENT_ID: &str = "event_id";
+pub const INDEX_BY_CREATED_DAY: &str = "by_created_day";
+
+/// Longest body stored as plain text; longer bodies are stored in `body_gzip`.
+pub const INLINE_BODY_LIMIT: usize = 64 * 1024;
+/// Largest body a stored item may decompress to (SQS's message limit): a corrupt or hostile
+/// `body_gzip` cannot make a reader allocate more.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Which FIFO queue a message goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Destination {
+    Events,
+    Notifications,
+}
+
+impl Destination {
+    pub fn for_topic(topic: PublishedTopic) -> Self {
+        if topic.is_notification() {
+            Destination::Notifications
+        } else {
+            Destination::Events
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Destination::Events => "events",
+            Destination::Notifications => "notifications",
+        }
+    }
+}
+
+/// One outbox item, attribute for attribute (but `body`, see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StoredOutboxItem", try_from = "StoredOutboxItem")]
+pub struct OutboxItem {
+    /// Envelope `event_id`; the table key and SQS `MessageDeduplicationId`.
+    pub event_id: Uuid,
+    /// The published topic.
+    pub topic: String,
+    /// Envelope `event_type` (= the topic).
+    pub event_type: String,
+    pub destination: Destination,
+    /// SQS `MessageGroupId`: batch id (events) or teacher id (notifications).
+    pub ordering_key: String,
+    pub correlation_id: Uuid,
+    /// Envelope `event_timestamp`, fixed width (`2025-11-27T10:20:30.000000Z`).
+    pub created_at: String,
+    /// `YYYY-MM-DD` of `created_at` (partition key of `by_created_day`).
+    pub created_day: String,
+    /// Position among the messages of one commit.
+    pub sequence: u32,
+    pub batch_id: String,
+    /// The exact envelope JSON to send.
+    pub body: String,
+    /// TTL: `created_at` + 30 days, unix seconds.
+    pub expires_at: i64,
+}
+
+impl OutboxItem {
+    pub fn from_message(message: &OutboxMessage, batch_id: &str) -> Self {
+        let created_at = sortable_time(message.created_at);
+        OutboxItem {
+            event_id: message.event_id,
+            topic: message.topic.name().to_string(),
+            event_type: message.event_type().to_string(),
+            destination: Destination::for_topic(message.topic),
+            ordering_key: message.ordering_key.clone(),
+            correlation_id: message.correlation_id,
+            created_day: created_at[..10].to_string(),
+            created_at,
+            sequence: message.sequence,
+            batch_id: batch_id.to_string(),
+            body: message.body.clone(),
+            expires_at: message.created_at.unix_micros().div_euclid(1_000_000) + OUTBOX_TTL_SECONDS,
+        }
+    }
+
+    pub fn published_topic(&self) -> Result<PublishedTopic, ItemError> {
+        PublishedTopic::from_name(&self.topic).ok_or_else(|| ItemError::Decode {
+            what: "outbox",
+            message: format!("unknown topic `{}`", self.topic),
+        })
+    }
+
+    pub fn created_timestamp(&self) -> Result<Timestamp, ItemError> {
+        Timestamp::parse(&self.created_at).ok_or_else(|| ItemError::Decode {
+            what: "outbox",
+            message: format!("invalid created_at `{}`", self.created_at),
+        })
+    }
+
+    /// The domain message back (what the relay publishes).
+    pub fn to_message(&self) -> Result<OutboxMessage, ItemError> {
+        Ok(OutboxMessage {
+            event_id: self.event_id,
+            topic: self.published_topic()?,
+            ordering_key: self.ordering_key.clone(),
+            correlation_id: self.correlation_id,
+            created_at: self.created_timestamp()?,
+            sequence: self.sequence,
+            body: self.body.clone(),
+        })
+    }
+
+    pub fn to_item(&self) -> Result<Item, ItemError> {
+        serde_dynamo::to_item(self).map_err(|e| ItemError::Encode {
+            what: "outbox",
+            message: e.to_string(),
+        })
+    }
+
+    pub fn from_item(item: Item) -> Result<Self, ItemError> {
+        Self::from_image(item)
+    }
+
+    /// Decode any attribute map `serde_dynamo` understands: an SDK item, or the `NewImage` of
+    /// a DynamoDB stream record (Lambda event or Streams API).
+    pub fn from_image<I: Into<serde_dynamo::Item>>(image: I) -> Result<Self, ItemError> {
+        serde_dynamo::from_item(image).map_err(|e| ItemError::Decode {
+            what: "outbox",
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The stored form of [`OutboxItem`]: exactly one of `body` / `body_gzip` is present.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredOutboxItem {
+    event_id: Uuid,
+    topic: String,
+    event_type: String,
+    destination: Destination,
+    ordering_key: String,
+    correlation_id: Uuid,
+    created_at: String,
+    created_day: String,
+    sequence: u32,
+    batch_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body_gzip: Option<serde_bytes::ByteBuf>,
+    expires_at: i64,
+}
+
+impl From<OutboxItem> for StoredOutboxItem {
+    fn from(item: OutboxItem) -> Self {
+        let (body, body_gzip) = if item.body.len() > INLINE_BODY_LIMIT {
+            (None, Some(serde_bytes::ByteBuf::from(gzip(&item.body))))
+        } else {
+            (Some(item.body), None)
+        };
+        StoredOutboxItem {
+            event_id: item.event_id,
+            topic: item.topic,
+            event_type: item.event_type,
+            destination: item.destination,
+            ordering_key: item.ordering_key,
+            correlation_id: item.correlation_id,
+            created_at: item.created_at,
+            created_day: item.created_day,
+            sequence: item.sequence,
+            batch_id: item.batch_id,
+            body,
+            body_gzip,
+            expires_at: item.expires_at,
+        }
+    }
+}
+
+impl TryFrom<StoredOutboxItem> for OutboxItem {
+    type Error = String;
+
+    fn try_from(stored: StoredOutboxItem) -> Result<Self, Self::Error> {
+        let body = match (stored.body, stored.body_gzip) {
+            (Some(body), None) => body,
+            (None, Some(compressed)) => gunzip(&compressed, MAX_BODY_BYTES)?,
+            (Some(_), Some(_)) => return Err("both `body` and `body_gzip` are present".into()),
+            (None, None) => return Err("missing field `body` (or `body_gzip`)".into()),
+        };
+        Ok(OutboxItem {
+            event_id: stored.event_id,
+            topic: stored.topic,
+            event_type: stored.event_type,
+            destination: stored.destination,
+            ordering_key: stored.ordering_key,
+            correlation_id: stored.correlation_id,
+            created_at: stored.created_at,
+            created_day: stored.created_day,
+            sequence: stored.sequence,
+            batch_id: stored.batch_id,
+            body,
+            expires_at: stored.expires_at,
+        })
+    }
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 4),
+        flate2::Compression::default(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(text.as_bytes());
+    encoder.finish().unwrap_or_default()
+}
+
+fn gunzip(compressed: &[u8], limit: usize) -> Result<String, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(compressed)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("`body_gzip` is not valid gzip: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "`body_gzip` decompresses to more than {limit} bytes"
+        ));
+    }
+    String::from_utf8(out).map_err(|_| "`body_gzip` is not UTF-8 text".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::items::{get_s, n, s};
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    fn message(topic: PublishedTopic, created: &str) -> OutboxMessage {
+        OutboxMessage {
+            event_id: Uuid::from_u128(42),
+            topic,
+            ordering_key: "teacher-1".into(),
+            correlation_id: Uuid::from_u128(43),
+            created_at: Timestamp::parse(created).unwrap(),
+            sequence: 1,
+            body: r#"{"event_id": "x", "data": {"name": "\u00c5sa"}}"#.into(),
+        }
+    }
+
+    #[test]
+    fn outbox_item_has_the_documented_attributes_and_round_trips() {
+        let msg = message(
+            PublishedTopic::TeacherNotificationRequested,
+            "2025-11-27T10:20:30Z",
+        );
+        let outbox = OutboxItem::from_message(&msg, "b-1");
+        let item = outbox.to_item().unwrap();
+        let expected: Item = [
+            ("event_id", s(Uuid::from_u128(42).to_string())),
+            ("topic", s("huleedu.notification.teacher.requested.v1")),
+            ("event_type", s("huleedu.notification.teacher.requested.v1")),
+            ("destination", s("notifications")),
+            ("ordering_key", s("teacher-1")),
+            ("correlation_id", s(Uuid::from_u128(43).to_string())),
+            ("created_at", s("2025-11-27T10:20:30.000000Z")),
+            ("created_day", s("2025-11-27")),
+            ("sequence", n(1)),
+            ("batch_id", s("b-1")),
+            ("body", s(msg.body.clone())),
+            ("expires_at", n(1_764_238_830 + OUTBOX_TTL_SECONDS)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(item, expected);
+        let decoded = OutboxItem::from_item(item).unwrap();
+        assert_eq!(decoded, outbox);
+        assert_eq!(decoded.to_message().unwrap(), msg);
+    }
+
+    #[test]
+    fn events_go_to_the_events_queue() {
+        let msg = message(
+            PublishedTopic::BatchResultsReady,
+            "2025-11-27T23:59:59.999999Z",
+        );
+        let outbox = OutboxItem::from_message(&msg, "b-1");
+        assert_eq!(outbox.destination, Destination::Events);
+        assert_eq!(outbox.created_at, "2025-11-27T23:59:59.999999Z");
+        assert_eq!(outbox.created_day, "2025-11-27");
+        let item = outbox.to_item().unwrap();
+        assert_eq!(get_s(&item, "destination"), Some("events"));
+        assert_eq!(
+            OutboxItem::from_item(item).unwrap().to_message().unwrap(),
+            msg
+        );
+    }
+
+    #[test]
+    fn decodes_a_stream_image() {
+        let msg = message(
+            PublishedTopic::BatchAssessmentCompleted,
+            "2025-11-27T10:20:30.5Z",
+        );
+        let outbox = OutboxItem::from_message(&msg, "b-1");
+        // A stream image is the same attribute map, as `serde_dynamo::Item`.
+        let image: serde_dynamo::Item = outbox.to_item().unwrap().into();
+        assert_eq!(OutboxItem::from_image(image).unwrap(), outbox);
+        let mut broken = outbox.to_item().unwrap();
+        broken.insert(
+            "topic".into(),
+            AttributeValue::S("huleedu.unknown.v1".into()),
+        );
+        assert!(OutboxItem::from_item(broken).unwrap().to_message().is_err());
+    }
+
+    #[test]
+    fn long_bodies_are_stored_compressed_and_read_back() {
+        let mut msg = message(
+            PublishedTopic::BatchAssessmentCompleted,
+            "2025-11-27T10:20:30Z",
+        );
+        let essays: Vec<String> = (0..8_000)
+            .map(|i| format!(r#"{{"essay_id": "{}", "rank": {i}}}"#, Uuid::new_v4()))
+            .collect();
+        msg.body = format!(r#"{{"rankings_summary": [{}]}}"#, essays.join(", "));
+        assert!(msg.body.len() > 400 * 1024);
+        let outbox = OutboxItem::from_message(&msg, "b-1");
+        let item = outbox.to_item().unwrap();
+        assert!(!item.contains_key("body"));
+        let Some(AttributeValue::B(blob)) = item.get("body_gzip") else {
+            panic!("no binary body_gzip: {item:?}");
+        };
+        assert!(
+            blob.as_ref().len() < 300 * 1024,
+            "{} bytes",
+            blob.as_ref().len()
+        );
+        let decoded = OutboxItem::from_item(item).unwrap();
+        assert_eq!(decoded, outbox);
+        assert_eq!(decoded.to_message().unwrap().body, msg.body);
+    }
+
+    #[test]
+    fn bodies_up_to_the_inline_limit_stay_text() {
+        let mut msg = message(PublishedTopic::BatchResultsReady, "2025-11-27T10:20:30Z");
+        msg.body = "x".repeat(INLINE_BODY_LIMIT);
+        let item = OutboxItem::from_message(&msg, "b-1").to_item().unwrap();
+        assert_eq!(get_s(&item, "body").map(str::len), Some(INLINE_BODY_LIMIT));
+        assert!(!item.contains_key("body_gzip"));
+    }
+
+    #[test]
+    fn a_corrupt_or_missing_body_is_a_decode_error() {
+        let msg = message(PublishedTopic::BatchResultsReady, "2025-11-27T10:20:30Z");
+        let good = OutboxItem::from_message(&msg, "b-1").to_item().unwrap();
+
+        let mut corrupt = good.clone();
+        corrupt.remove("body");
+        corrupt.insert(
+            "body_gzip".into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+                b"not gzip".to_vec(),
+            )),
+        );
+        let err = OutboxItem::from_item(corrupt).unwrap_err().to_string();
+        assert!(err.contains("body_gzip"), "{err}");
+
+        let mut both = good.clone();
+        both.insert(
+            "body_gzip".into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(gzip("{}"))),
+        );
+        assert!(OutboxItem::from_item(both).is_err());
+
+        let mut none = good;
+        none.remove("body");
+        let err = OutboxItem::from_item(none).unwrap_err().to_string();
+        assert!(err.contains("body"), "{err}");
+    }
+
+    #[test]
+    fn decompression_is_bounded() {
+        let bomb = gzip(&" ".repeat(MAX_BODY_BYTES + 1));
+        assert!(gunzip(&bomb, MAX_BODY_BYTES).is_err());
+        assert_eq!(gunzip(&gzip("é"), MAX_BODY_BYTES).unwrap(), "é");
+    }
+}
