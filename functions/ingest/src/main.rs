@@ -1,11 +1,70 @@
+//! Lambda bootstrap of the ingest function: configuration, AWS clients and the runtime loop.
+//! The work is done by [`ingest::handle_until`].
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use ingest::config::IngestConfig;
+use ingest::kafka::parse_event;
+use ingest::{handle_until, Deps, KafkaBatchResponse};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
+use ras_aws::dead_letter::SqsDeadLetterQueue;
+use ras_aws::dynamo::DynamoStore;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_target(false).without_time().init();
-    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| async {
-        Err::<Value, Error>("not implemented yet: this function's handler is built by a later issue".into())
+    ras_aws::telemetry::init_tracing();
+    let config = match IngestConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %err, "invalid configuration");
+            return Err(format!("ingest: invalid configuration: {err}").into());
+        }
+    };
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.store.clone());
+    let dead_letters = SqsDeadLetterQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        config.dead_letter_queue_url.clone(),
+    )
+    .with_max_message_bytes(config.dead_letter_max_message_bytes);
+    let deps = Arc::new(Deps::new(store, dead_letters).with_settings(config.settings.clone()));
+    tracing::info!(
+        state_table = %config.store.state_table,
+        outbox_table = %config.store.outbox_table,
+        dead_letter_queue = %config.dead_letter_queue_url,
+        partition_concurrency = config.settings.partition_concurrency,
+        "ingest ready"
+    );
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let deps = Arc::clone(&deps);
+        async move {
+            let deadline = instant_of(event.context.deadline());
+            // Not a Kafka event at all: fail the invocation (Lambda retries it), drop nothing.
+            let kafka = parse_event(event.payload)
+                .map_err(|e| Error::from(format!("not an MSK event: {e}")))?;
+            Ok::<KafkaBatchResponse, Error>(handle_until(&deps, kafka, deadline).await)
+        }
     }))
     .await
+}
+
+/// The invocation deadline (wall clock) as an `Instant`; `None` when the runtime gave none.
+fn instant_of(deadline: SystemTime) -> Option<Instant> {
+    if deadline == SystemTime::UNIX_EPOCH {
+        return None;
+    }
+    let remaining = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(Instant::now() + remaining)
 }

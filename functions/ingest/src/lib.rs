@@ -1,0 +1,17 @@
+//! The ingest function: HuleEdu Kafka records (MSK event source) → batch state, idempotency
+//! marker and outbox items in one DynamoDB transaction per record. See `docs/ingest.md`.
+//!
+//! * [`handler`] — the generic handler over the ports (`AggregateStore`, `DeadLetterSink`).
+//! * [`kafka`] — the MSK event's records and the partial-batch response.
+//! * [`retry`] — jittered exponential backoff.
+//! * [`metrics`] — per-topic CloudWatch EMF metrics.
+//! * [`config`] — configuration from the environment.
+
+pub mod config;
+pub mod handler;
+pub mod kafka;
+pub mod metrics;
+pub mod retry;
+
+pub use handler::{handle, handle_until, process_event, Deps, HandlerSettings};
+pub use kafka::KafkaBatchResponse;
