@@ -1,11 +1,74 @@
+//! The relay Lambda: configuration and clients built once per sandbox, then the runtime loop.
+
+use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
+use ras_aws::sqs_publisher::SqsPublisher;
+use ras_aws::telemetry;
+use relay::breaker::CircuitBreaker;
+use relay::clock::SystemClock;
+use relay::config::RelayConfig;
+use relay::Relay;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Spare time after the last request may have started: serialising the response.
+const DEADLINE_SPARE: Duration = Duration::from_millis(500);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_target(false).without_time().init();
-    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| async {
-        Err::<Value, Error>("not implemented yet: this function's handler is built by a later issue".into())
+    telemetry::init_tracing();
+    let config = RelayConfig::from_env().map_err(|e| {
+        tracing::error!(error = %e, "invalid relay configuration");
+        e
+    })?;
+    let sdk = ras_aws::config::load_sdk_config().await;
+    let sqs_config = aws_sdk_sqs::config::Builder::from(&sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(config.sqs_timeout)
+                .build(),
+        )
+        .build();
+    let publisher = SqsPublisher::new(
+        aws_sdk_sqs::Client::from_conf(sqs_config),
+        config.queues.clone(),
+    );
+    // One breaker per sandbox: it outlives invocations, it never holds messages.
+    let breaker = Arc::new(CircuitBreaker::new(config.breaker));
+    let relay = Arc::new(Relay::new(publisher, breaker, SystemClock));
+    let margin = config.sqs_timeout + DEADLINE_SPARE;
+    tracing::info!(
+        events_queue = %config.queues.events,
+        notifications_queue = %config.queues.notifications,
+        breaker_failures = config.breaker.failure_threshold,
+        breaker_open_seconds = config.breaker.open_for.as_secs(),
+        "relay initialised"
+    );
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+        let relay = Arc::clone(&relay);
+        async move {
+            let deadline = request_deadline(event.context.deadline, margin);
+            let outcome = relay.handle_event(event.payload, deadline).await?;
+            outcome.metrics().flush();
+            Ok::<DynamoDbEventResponse, Error>(outcome.response)
+        }
     }))
     .await
+}
+
+/// The last instant a request may start: the invocation deadline (ms since the epoch)
+/// minus `margin`.
+fn request_deadline(deadline_ms: u64, margin: Duration) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(Instant::now() + remaining.saturating_sub(margin))
 }

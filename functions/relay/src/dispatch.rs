@@ -1,0 +1,326 @@
+//! Sending a list of messages in order per ordering key, in full batches across keys.
+//!
+//! The rules (see `docs/relay.md`):
+//!
+//! * Messages are grouped by (destination, ordering key). Within a key they keep stream order;
+//!   messages of one commit (same batch id and `created_at`) are ordered by their outbox
+//!   `sequence`, since the stream does not order the items of one transaction.
+//! * A request carries **at most one message per key**, and a key's next message is sent only
+//!   after SQS acknowledged the previous one. So a failed entry can never be overtaken by a
+//!   later message of its key: per-key order holds whatever fails.
+//! * Requests are filled across keys (≤ 10 entries, ≤ 1 MiB) and sent one after the other.
+//! * A key stops at its first failure (per-entry failure, or the whole request failing); the
+//!   other keys go on.
+//! * Before every request the circuit breaker is asked; when it is open, nothing more is
+//!   sent, and everything unsent is handed back. Same when the invocation's deadline is near.
+//!
+//! Nothing is ever reported sent without an SQS acknowledgement for that entry.
+
+use crate::batching::pack;
+use crate::breaker::{CallOutcome, CircuitBreaker, Transition};
+use crate::clock::Clock;
+use ras_domain::contracts::Timestamp;
+use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, SendResult};
+use std::collections::HashMap;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// Which commit an outbox item was written by: its batch and its `created_at` (every message
+/// of one plan shares the plan's timestamp).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommitId {
+    pub batch_id: String,
+    pub created_at: String,
+}
+
+/// One message to send and what ordering needs to know about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outbound {
+    pub destination: Destination,
+    pub message: OutgoingMessage,
+    pub commit: CommitId,
+    /// Position among the messages of its commit.
+    pub sequence: u32,
+    /// When the outbox item was written (for the write → publish latency).
+    pub created_at: Option<Timestamp>,
+}
+
+/// What happened to one message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    /// SQS acknowledged it.
+    Sent,
+    /// It was in a request and SQS failed it, or the whole request failed.
+    Failed {
+        retryable: bool,
+        code: String,
+        message: String,
+    },
+    /// Not attempted.
+    Held(HoldReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldReason {
+    /// An earlier message of the same key was not sent.
+    KeyStopped,
+    /// The circuit breaker is open.
+    BreakerOpen,
+    /// Too close to the invocation's deadline to start another request.
+    Deadline,
+}
+
+impl Delivery {
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Delivery::Sent)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DispatchReport {
+    /// One per input message, same order.
+    pub deliveries: Vec<Delivery>,
+    /// `SendMessageBatch` requests made.
+    pub requests: u32,
+    /// The breaker refused a request (everything left was handed back).
+    pub breaker_rejected: bool,
+    pub transitions: Vec<Transition>,
+}
+
+/// The order in which the messages of each key must be sent: per key (in order of first
+/// appearance), the indexes of its messages in send order.
+pub fn key_order(items: &[Outbound]) -> Vec<Vec<usize>> {
+    let mut key_index: HashMap<(Destination, &str), usize> = HashMap::new();
+    let mut keys: Vec<Vec<usize>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = (item.destination, item.message.ordering_key.as_str());
+        let slot = *key_index.entry(k).or_insert_with(|| {
+            keys.push(Vec::new());
+            keys.len() - 1
+        });
+        keys[slot].push(i);
+    }
+    for members in &mut keys {
+        if members.len() < 2 {
+            continue;
+        }
+        // A commit sits where its first record appeared; inside it, `sequence` decides.
+        let mut anchor: HashMap<&CommitId, usize> = HashMap::new();
+        for &i in members.iter() {
+            anchor.entry(&items[i].commit).or_insert(i);
+        }
+        members.sort_by_key(|&i| (anchor[&items[i].commit], items[i].sequence, i));
+    }
+    keys
+}
+
+/// Send `items` (in stream order) through `publisher`; see the module docs for the rules.
+/// (`items` are borrowed mutably only to lend each message to its request without a copy;
+/// they are the same when this returns.)
+pub async fn dispatch<P, C>(
+    publisher: &P,
+    breaker: &CircuitBreaker,
+    clock: &C,
+    items: &mut [Outbound],
+    deadline: Option<Instant>,
+) -> DispatchReport
+where
+    P: MessagePublisher,
+    C: Clock,
+{
+    struct Key {
+        members: Vec<usize>,
+        next: usize,
+        stopped: bool,
+    }
+    let mut keys: Vec<Key> = key_order(&*items)
+        .into_iter()
+        .map(|members| Key {
+            members,
+            next: 0,
+            stopped: false,
+        })
+        .collect();
+    let mut deliveries: Vec<Option<Delivery>> = vec![None; items.len()];
+    let mut report = DispatchReport::default();
+    let mut hold_rest: Option<HoldReason> = None;
+
+    loop {
+        // The next message of every key that may send, in stream order.
+        let mut heads: Vec<(usize, usize)> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !k.stopped && k.next < k.members.len())
+            .map(|(ki, k)| (k.members[k.next], ki))
+            .collect();
+        if heads.is_empty() {
+            break;
+        }
+        heads.sort_unstable();
+        let destination = items[heads[0].0].destination;
+        heads.retain(|&(i, _)| items[i].destination == destination);
+        let packed = pack(heads.iter().map(|&(i, _)| (i, &items[i].message)));
+        let key_of = |i: usize| heads.iter().find(|h| h.0 == i).map(|h| h.1);
+        for &i in &packed.oversize {
+            warn!(event_id = %items[i].message.event_id, "message larger than a SendMessageBatch request: it cannot be sent");
+            deliveries[i] = Some(Delivery::Failed {
+                retryable: false,
+                code: "MessageTooLarge".into(),
+                message: "message larger than the 1 MiB request limit".into(),
+            });
+            if let Some(ki) = key_of(i) {
+                keys[ki].stopped = true;
+            }
+        }
+        if packed.taken.is_empty() {
+            continue;
+        }
+        let now = clock.instant();
+        if deadline.is_some_and(|d| now >= d) {
+            hold_rest = Some(HoldReason::Deadline);
+            break;
+        }
+        let (permit, transition) = breaker.try_acquire(now);
+        note(&mut report, transition);
+        let Some(permit) = permit else {
+            report.breaker_rejected = true;
+            hold_rest = Some(HoldReason::BreakerOpen);
+            break;
+        };
+        // Lend the messages to the request (no copies of the bodies), give them back after.
+        let messages: Vec<OutgoingMessage> = packed
+            .taken
+            .iter()
+            .map(|&i| std::mem::replace(&mut items[i].message, placeholder()))
+            .collect();
+        report.requests += 1;
+        let sent = publisher.send_batch(destination, &messages).await;
+        let entries = messages.len();
+        for (&i, message) in packed.taken.iter().zip(messages) {
+            items[i].message = message;
+        }
+        let whole_call_failed = sent.is_err();
+        let results: Vec<SendResult> = match sent {
+            Ok(mut results) => {
+                // One result per message is the port's contract; a missing one is unsent.
+                results.resize(
+                    entries,
+                    SendResult::Failed {
+                        retryable: true,
+                        code: "NoResult".into(),
+                        message: "the publisher returned no result for this message".into(),
+                    },
+                );
+                results
+            }
+            Err(e) => {
+                warn!(destination = destination.as_str(), entries, error = %e, "SendMessageBatch failed as a whole");
+                let (retryable, code) = match &e {
+                    ras_domain::ports::PublishError::Transient(_) => (true, "Transient"),
+                    ras_domain::ports::PublishError::Permanent { kind, .. } => (false, *kind),
+                };
+                vec![
+                    SendResult::Failed {
+                        retryable,
+                        code: code.to_string(),
+                        message: e.to_string(),
+                    };
+                    entries
+                ]
+            }
+        };
+        let any_sent = results.iter().any(|r| matches!(r, SendResult::Sent));
+        let any_retryable = results.iter().any(|r| {
+            matches!(
+                r,
+                SendResult::Failed {
+                    retryable: true,
+                    ..
+                }
+            )
+        });
+        // For the breaker a request failed when it failed as a whole (whatever the cause: a
+        // missing queue or denied access makes SQS as unusable as an outage), or when SQS
+        // failed every entry on its side. Entries failed for the sender's fault only say
+        // nothing about SQS's health.
+        let outcome = if whole_call_failed || (!any_sent && any_retryable) {
+            CallOutcome::Failure
+        } else {
+            CallOutcome::Success
+        };
+        note(
+            &mut report,
+            breaker.record(permit, outcome, clock.instant()),
+        );
+        for (&i, result) in packed.taken.iter().zip(results) {
+            let Some(ki) = key_of(i) else { continue };
+            match result {
+                SendResult::Sent => {
+                    deliveries[i] = Some(Delivery::Sent);
+                    keys[ki].next += 1;
+                }
+                SendResult::Failed {
+                    retryable,
+                    code,
+                    message,
+                } => {
+                    warn!(event_id = %items[i].message.event_id, key = %items[i].message.ordering_key,
+                        destination = destination.as_str(), retryable, %code, %message, "message not sent; its key stops here");
+                    deliveries[i] = Some(Delivery::Failed {
+                        retryable,
+                        code,
+                        message,
+                    });
+                    keys[ki].stopped = true;
+                }
+            }
+        }
+    }
+
+    report.deliveries = deliveries
+        .into_iter()
+        .map(|d| d.unwrap_or(Delivery::Held(hold_rest.unwrap_or(HoldReason::KeyStopped))))
+        .collect();
+    // Messages behind a failed one of their key are held for that reason, whatever else.
+    for key in &keys {
+        if key.stopped {
+            for &i in &key.members[key.next..] {
+                if report.deliveries[i] == Delivery::Held(HoldReason::BreakerOpen)
+                    || report.deliveries[i] == Delivery::Held(HoldReason::Deadline)
+                {
+                    report.deliveries[i] = Delivery::Held(HoldReason::KeyStopped);
+                }
+            }
+        }
+    }
+    report
+}
+
+fn placeholder() -> OutgoingMessage {
+    OutgoingMessage {
+        event_id: String::new(),
+        topic: String::new(),
+        event_type: String::new(),
+        correlation_id: String::new(),
+        ordering_key: String::new(),
+        body: String::new(),
+    }
+}
+
+fn note(report: &mut DispatchReport, transition: Option<Transition>) {
+    let Some(t) = transition else { return };
+    match t {
+        Transition::Opened {
+            consecutive_failures,
+        } => {
+            warn!(
+                consecutive_failures,
+                "circuit breaker opened: failing fast, unsent records go back to Lambda"
+            )
+        }
+        Transition::HalfOpened => info!("circuit breaker half-open: sending a probe request"),
+        Transition::Closed => info!("circuit breaker closed: the probe request succeeded"),
+        Transition::Reopened => warn!("circuit breaker re-opened: the probe request failed"),
+    }
+    report.transitions.push(t);
+}

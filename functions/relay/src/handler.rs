@@ -1,0 +1,216 @@
+//! The relay handler: a DynamoDB stream event of the outbox table → SQS, and the partial
+//! batch response that makes Lambda retry exactly from the first unsent record.
+
+use crate::breaker::{BreakerState, CircuitBreaker};
+use crate::clock::Clock;
+use crate::dispatch::{dispatch, Delivery, HoldReason, Outbound};
+use crate::stream::{decode_event, lowest_unsent, response, EntryKind};
+use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use ras_aws::telemetry::{MetricSet, Unit};
+use ras_domain::ports::MessagePublisher;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{error, info, warn};
+
+/// The relay: a publisher, the sandbox-wide circuit breaker, a clock. Build it once per
+/// sandbox; it holds no messages between invocations.
+pub struct Relay<P, C> {
+    publisher: P,
+    breaker: Arc<CircuitBreaker>,
+    clock: C,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Only failing the whole batch is safe: Lambda retries all of it.
+    #[error("record {position} of the batch is unsent and has no SequenceNumber to report")]
+    MissingSequenceNumber { position: usize },
+}
+
+/// What one invocation did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelayOutcome {
+    /// What Lambda gets back.
+    pub response: DynamoDbEventResponse,
+    /// The checkpoint reported (lowest unsent sequence number), if any.
+    pub checkpoint: Option<String>,
+    pub records: usize,
+    /// Non-insert records.
+    pub ignored: usize,
+    /// Inserts that cannot be decoded or routed (handed back, see `docs/relay.md`).
+    pub poison: usize,
+    /// Event ids acknowledged by SQS, in send order.
+    pub published: Vec<String>,
+    /// Messages SQS failed (per entry or with the whole request).
+    pub failed: usize,
+    /// Messages not attempted (key stopped, breaker open, deadline).
+    pub held: usize,
+    pub breaker_rejected: bool,
+    pub sqs_requests: u32,
+    /// Outbox write → SQS acknowledgement, per published message.
+    pub latencies_ms: Vec<f64>,
+    pub breaker_state: BreakerState,
+}
+
+impl RelayOutcome {
+    /// The invocation's EMF metrics (dimension `Function=relay`).
+    pub fn metrics(&self) -> MetricSet {
+        let mut m = MetricSet::new(&[("Function", "relay")]);
+        m.count("RecordsReceived", self.records as u64)
+            .count("MessagesPublished", self.published.len() as u64)
+            .count("MessagesFailed", self.failed as u64)
+            .count("MessagesHeld", self.held as u64)
+            .count("PoisonRecords", self.poison as u64)
+            .count("SqsRequests", u64::from(self.sqs_requests))
+            .count("BreakerRejections", u64::from(self.breaker_rejected))
+            .record(
+                "CircuitState",
+                Unit::None,
+                self.breaker_state.metric_value() as f64,
+            );
+        for latency in &self.latencies_ms {
+            m.record("PublishLatencyMs", Unit::Milliseconds, *latency);
+        }
+        m
+    }
+
+    /// Records handed back to Lambda (everything not acknowledged and not ignored).
+    pub fn unsent(&self) -> usize {
+        self.failed + self.held + self.poison
+    }
+}
+
+impl<P: MessagePublisher, C: Clock> Relay<P, C> {
+    pub fn new(publisher: P, breaker: Arc<CircuitBreaker>, clock: C) -> Self {
+        Relay {
+            publisher,
+            breaker,
+            clock,
+        }
+    }
+
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
+    /// Relay one stream event. `deadline`: no SQS request starts after it (the remaining
+    /// records are handed back). `Err` fails the whole batch.
+    pub async fn handle(
+        &self,
+        event: &Event,
+        deadline: Option<Instant>,
+    ) -> Result<RelayOutcome, RelayError> {
+        self.handle_event(event.clone(), deadline).await
+    }
+
+    /// [`Relay::handle`] consuming the event (what the function does: no copy of the images).
+    pub async fn handle_event(
+        &self,
+        event: Event,
+        deadline: Option<Instant>,
+    ) -> Result<RelayOutcome, RelayError> {
+        let entries = decode_event(event);
+        let records = entries.len();
+        let mut outbound: Vec<Outbound> = Vec::with_capacity(records);
+        // (position, sequence number) of each outbound message, and of every unsent record.
+        let mut outbound_at: Vec<(usize, Option<String>)> = Vec::with_capacity(records);
+        let mut unsent: Vec<(usize, Option<String>)> = Vec::new();
+        let (mut ignored, mut poison) = (0, 0);
+        for entry in entries {
+            match entry.kind {
+                EntryKind::Outbox(out) => {
+                    outbound.push(*out);
+                    outbound_at.push((entry.position, entry.sequence_number));
+                }
+                EntryKind::Ignored { .. } => ignored += 1,
+                EntryKind::Poison { event_id, reason } => {
+                    error!(position = entry.position, sequence_number = ?entry.sequence_number, event_id = ?event_id,
+                        %reason, "outbox record cannot be published; handing it back to Lambda");
+                    poison += 1;
+                    unsent.push((entry.position, entry.sequence_number));
+                }
+            }
+        }
+
+        let report = dispatch(
+            &self.publisher,
+            &self.breaker,
+            &self.clock,
+            &mut outbound,
+            deadline,
+        )
+        .await;
+
+        let now = self.clock.wall();
+        let mut published = Vec::new();
+        let mut latencies_ms = Vec::new();
+        let (mut failed, mut held, mut deadline_held) = (0, 0, 0);
+        for ((delivery, item), at) in report.deliveries.iter().zip(&outbound).zip(outbound_at) {
+            match delivery {
+                Delivery::Sent => {
+                    published.push(item.message.event_id.clone());
+                    if let Some(created) = item.created_at {
+                        latencies_ms
+                            .push((now.unix_micros() - created.unix_micros()).max(0) as f64 / 1e3);
+                    }
+                    continue;
+                }
+                Delivery::Failed { .. } => failed += 1,
+                Delivery::Held(reason) => {
+                    held += 1;
+                    if *reason == HoldReason::Deadline {
+                        deadline_held += 1;
+                    }
+                }
+            }
+            unsent.push(at);
+        }
+        if deadline_held > 0 {
+            warn!(
+                held = deadline_held,
+                "invocation deadline near: remaining records handed back to Lambda"
+            );
+        }
+
+        let checkpoint =
+            lowest_unsent(unsent.iter().map(|(p, s)| (*p, s.as_deref()))).map_err(|position| {
+                error!(
+                    position,
+                    "unsent record without SequenceNumber: failing the whole batch"
+                );
+                RelayError::MissingSequenceNumber { position }
+            })?;
+        let outcome = RelayOutcome {
+            response: response(checkpoint.clone()),
+            checkpoint,
+            records,
+            ignored,
+            poison,
+            published,
+            failed,
+            held,
+            breaker_rejected: report.breaker_rejected,
+            sqs_requests: report.requests,
+            latencies_ms,
+            breaker_state: self.breaker.state(self.clock.instant()),
+        };
+        info!(
+            records = outcome.records,
+            published = outcome.published.len(),
+            failed = outcome.failed,
+            held = outcome.held,
+            poison = outcome.poison,
+            ignored = outcome.ignored,
+            sqs_requests = outcome.sqs_requests,
+            circuit = outcome.breaker_state.as_str(),
+            checkpoint = outcome.checkpoint.as_deref().unwrap_or("none"),
+            "relayed stream batch"
+        );
+        Ok(outcome)
+    }
+}

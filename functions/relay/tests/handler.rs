@@ -1,0 +1,537 @@
+//! The handler over in-memory publishers: ordering, batching, checkpoints, the breaker.
+//! (The same properties against the local AWS-API server: `tests/tests/relay_*.rs`.)
+
+use ras_aws::dynamo::OutboxItem;
+use ras_domain::contracts::{PublishedTopic, Timestamp};
+use ras_domain::plan::OutboxMessage;
+use ras_domain::ports::{Destination, OutgoingMessage};
+use relay::breaker::{BreakerState, CircuitBreaker};
+use relay::clock::ManualClock;
+use relay::testing::{
+    event_from_records, insert_record, retry_from, stream_event, Faults, FaultyPublisher,
+    InMemoryPublisher,
+};
+use relay::Relay;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn item(
+    n: u128,
+    topic: PublishedTopic,
+    key: &str,
+    batch: &str,
+    minute: u32,
+    seq: u32,
+) -> OutboxItem {
+    let created = Timestamp::parse(&format!("2025-11-27T10:{minute:02}:00Z")).unwrap();
+    let msg = OutboxMessage {
+        event_id: Uuid::from_u128(0x1000 + n),
+        topic,
+        ordering_key: key.to_string(),
+        correlation_id: Uuid::from_u128(0x9000 + n),
+        created_at: created,
+        sequence: seq,
+        body: format!(
+            r#"{{"event_id": "{}", "n": {n}}}"#,
+            Uuid::from_u128(0x1000 + n)
+        ),
+    };
+    OutboxItem::from_message(&msg, batch)
+}
+
+fn ready(n: u128, batch: &str, minute: u32, seq: u32) -> OutboxItem {
+    item(
+        n,
+        PublishedTopic::BatchResultsReady,
+        batch,
+        batch,
+        minute,
+        seq,
+    )
+}
+
+fn note(n: u128, teacher: &str, batch: &str, minute: u32, seq: u32) -> OutboxItem {
+    item(
+        n,
+        PublishedTopic::TeacherNotificationRequested,
+        teacher,
+        batch,
+        minute,
+        seq,
+    )
+}
+
+fn relay<P: ras_domain::ports::MessagePublisher>(
+    publisher: P,
+) -> (Relay<P, Arc<ManualClock>>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new());
+    let relay = Relay::new(
+        publisher,
+        Arc::new(CircuitBreaker::default()),
+        Arc::clone(&clock),
+    );
+    (relay, clock)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// What a FIFO consumer sees: SQS drops a re-send of an event id it already has (the
+/// dedup window), so per queue each event id appears once, in acceptance order.
+fn consumer_view(p: &InMemoryPublisher) -> Vec<(Destination, OutgoingMessage)> {
+    let mut seen = HashSet::new();
+    p.received()
+        .into_iter()
+        .filter(|(_, m)| seen.insert(m.event_id.clone()))
+        .collect()
+}
+
+fn per_key(view: &[(Destination, OutgoingMessage)]) -> HashMap<(Destination, String), Vec<String>> {
+    let mut keys: HashMap<(Destination, String), Vec<String>> = HashMap::new();
+    for (d, m) in view {
+        keys.entry((*d, m.ordering_key.clone()))
+            .or_default()
+            .push(m.event_id.clone());
+    }
+    keys
+}
+
+fn ids(items: &[&OutboxItem]) -> Vec<String> {
+    items.iter().map(|i| i.event_id.to_string()).collect()
+}
+
+/// Three batches of one teacher, two of another; each batch: assessment completed + results
+/// ready (key: batch) and a notification for each (key: teacher).
+fn scenario() -> Vec<OutboxItem> {
+    let mut items = Vec::new();
+    let mut n = 0;
+    for (b, teacher) in [
+        ("b1", "t1"),
+        ("b2", "t1"),
+        ("b3", "t2"),
+        ("b4", "t1"),
+        ("b5", "t2"),
+    ] {
+        for (minute, topic) in [
+            (1, PublishedTopic::BatchAssessmentCompleted),
+            (2, PublishedTopic::BatchResultsReady),
+        ] {
+            n += 1;
+            items.push(item(n, topic, b, b, minute, 0));
+            n += 1;
+            items.push(note(n, teacher, b, minute, 1));
+        }
+    }
+    items
+}
+
+#[test]
+fn relays_everything_in_per_key_order_with_one_message_per_key_per_request() {
+    let items = scenario();
+    let event = stream_event(&items, 100);
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(out.response.batch_item_failures, vec![]);
+    assert_eq!(out.checkpoint, None);
+    assert_eq!(out.published.len(), items.len());
+    assert_eq!(out.unsent(), 0);
+
+    let p = relay.publisher();
+    for call in p.calls() {
+        assert!(call.messages.len() <= 10);
+        let keys: HashSet<_> = call.messages.iter().map(|m| &m.ordering_key).collect();
+        assert_eq!(
+            keys.len(),
+            call.messages.len(),
+            "a key twice in one request"
+        );
+        for m in &call.messages {
+            let expected = if m.topic.starts_with("huleedu.notification") {
+                Destination::Notifications
+            } else {
+                Destination::Events
+            };
+            assert_eq!(call.destination, expected);
+        }
+    }
+    // Per key, exactly the stream order.
+    let keys = per_key(&p.received());
+    assert_eq!(
+        keys[&(Destination::Notifications, "t1".into())],
+        ids(&[&items[1], &items[3], &items[5], &items[7], &items[13], &items[15]])
+    );
+    assert_eq!(
+        keys[&(Destination::Events, "b3".into())],
+        ids(&[&items[8], &items[10]])
+    );
+    // Bodies and attributes as stored.
+    let first = &p.received()[0].1;
+    assert_eq!(first.body, items[0].body);
+    assert_eq!(first.event_id, items[0].event_id.to_string());
+    assert_eq!(first.correlation_id, items[0].correlation_id.to_string());
+    assert_eq!(first.event_type, items[0].topic);
+}
+
+#[test]
+fn full_batches_across_keys_cost_a_tenth_of_a_request_per_event() {
+    let items: Vec<OutboxItem> = (0..100)
+        .map(|n| ready(n, &format!("batch-{n}"), 1, 0))
+        .collect();
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&stream_event(&items, 1), None)).unwrap();
+    assert_eq!(out.published.len(), 100);
+    assert_eq!(out.sqs_requests, 10);
+    assert!(relay
+        .publisher()
+        .calls()
+        .iter()
+        .all(|c| c.messages.len() == 10));
+}
+
+#[test]
+fn items_of_one_commit_go_in_their_outbox_sequence_whatever_the_stream_order() {
+    // The stream does not order the items of one transaction.
+    let a = ready(1, "b1", 5, 1);
+    let b = item(
+        2,
+        PublishedTopic::BatchAssessmentCompleted,
+        "b1",
+        "b1",
+        5,
+        0,
+    );
+    let later = ready(3, "b1", 6, 0);
+    let event = stream_event(&[a.clone(), later.clone(), b.clone()], 10);
+    let (relay, _) = relay(InMemoryPublisher::new());
+    block_on(relay.handle(&event, None)).unwrap();
+    let sent: Vec<_> = relay
+        .publisher()
+        .received()
+        .into_iter()
+        .map(|(_, m)| m.event_id)
+        .collect();
+    assert_eq!(sent, ids(&[&b, &a, &later]));
+}
+
+#[test]
+fn a_failed_entry_stops_its_key_and_the_retry_from_the_checkpoint_fills_the_gap() {
+    let items = scenario();
+    let event = stream_event(&items, 100);
+    // items[3]: t1's second notification (sequence number 103).
+    let faults = Faults {
+        fail_entries: HashMap::from([(items[3].event_id.to_string(), 1)]),
+        ..Faults::default()
+    };
+    let (relay, _) = relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(out.checkpoint.as_deref(), Some("103"));
+    assert_eq!(
+        serde_json::to_value(&out.response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "103"}]})
+    );
+    assert_eq!(out.failed, 1);
+    // t1 has four more notifications after the failed one: held, not sent.
+    assert_eq!(out.held, 4);
+    let inner = relay.publisher().inner();
+    let sent: HashSet<String> = inner
+        .received()
+        .into_iter()
+        .map(|(_, m)| m.event_id)
+        .collect();
+    for held in [&items[3], &items[5], &items[7], &items[13], &items[15]] {
+        assert!(!sent.contains(&held.event_id.to_string()));
+    }
+    // Never success for an unsent item: everything unsent is at or after the checkpoint.
+    for (i, it) in items.iter().enumerate() {
+        if !sent.contains(&it.event_id.to_string()) {
+            assert!(100 + i as u64 >= 103);
+        }
+    }
+
+    // Lambda re-delivers from the checkpoint.
+    let retry = retry_from(&event, "103");
+    let out = block_on(relay.handle(&retry, None)).unwrap();
+    assert_eq!(out.checkpoint, None);
+    let view = consumer_view(inner);
+    assert_eq!(
+        view.len(),
+        items.len(),
+        "every event id reaches the consumer"
+    );
+    let keys = per_key(&view);
+    assert_eq!(
+        keys[&(Destination::Notifications, "t1".into())],
+        ids(&[&items[1], &items[3], &items[5], &items[7], &items[13], &items[15]])
+    );
+    for b in ["b1", "b2", "b3", "b4", "b5"] {
+        let expected: Vec<String> = items
+            .iter()
+            .filter(|i| i.ordering_key == b)
+            .map(|i| i.event_id.to_string())
+            .collect();
+        assert_eq!(keys[&(Destination::Events, b.to_string())], expected);
+    }
+}
+
+#[test]
+fn a_failed_request_fails_all_its_entries() {
+    let items: Vec<OutboxItem> = (0..25)
+        .map(|n| ready(n, &format!("batch-{n}"), 1, 0))
+        .collect();
+    let event = stream_event(&items, 1000);
+    let faults = Faults {
+        fail_calls: HashSet::from([2]),
+        ..Faults::default()
+    };
+    let (relay, _) = relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    // Call 2 carried items 10..20; items 20.. went in call 3.
+    assert_eq!(out.failed, 10);
+    assert_eq!(out.published.len(), 15);
+    assert_eq!(out.checkpoint.as_deref(), Some("1010"));
+    let retry = retry_from(&event, "1010");
+    let out = block_on(relay.handle(&retry, None)).unwrap();
+    assert_eq!(out.checkpoint, None);
+    assert_eq!(consumer_view(relay.publisher().inner()).len(), 25);
+}
+
+#[test]
+fn the_breaker_opens_fails_fast_half_opens_and_closes() {
+    let items: Vec<OutboxItem> = (0..60)
+        .map(|n| ready(n, &format!("batch-{n}"), 1, 0))
+        .collect();
+    let event = stream_event(&items, 1);
+    let faults = Faults {
+        fail_all_calls: true,
+        ..Faults::default()
+    };
+    let (relay, clock) = relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    let p = relay.publisher();
+
+    // Five failed requests open it; the sixth is never made.
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(p.calls(), 5);
+    assert_eq!(out.sqs_requests, 5);
+    assert!(out.breaker_rejected);
+    assert_eq!(out.breaker_state, BreakerState::Open);
+    assert_eq!(out.checkpoint.as_deref(), Some("1"));
+    assert_eq!(out.published.len(), 0);
+    assert_eq!(out.failed + out.held, 60);
+
+    // Open: fail fast, nothing sent, everything handed back.
+    clock.advance(Duration::from_secs(10));
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(p.calls(), 5);
+    assert_eq!(out.held, 60);
+    assert_eq!(out.checkpoint.as_deref(), Some("1"));
+
+    // After 30 s: one probe; it fails → open again.
+    clock.advance(Duration::from_secs(20));
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(p.calls(), 6);
+    assert_eq!(out.breaker_state, BreakerState::Open);
+
+    // SQS is back; after another 30 s the probe succeeds, the breaker closes and the rest
+    // goes out in the same invocation.
+    p.set_faults(Faults::default());
+    clock.advance(Duration::from_secs(30));
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(out.breaker_state, BreakerState::Closed);
+    assert_eq!(out.checkpoint, None);
+    assert_eq!(out.published.len(), 60);
+    assert_eq!(consumer_view(p.inner()).len(), 60);
+    let metrics = out.metrics().to_json();
+    assert_eq!(metrics["CircuitState"], json!(0.0));
+    assert_eq!(metrics["MessagesPublished"], json!(60.0));
+}
+
+#[test]
+fn poison_records_are_handed_back_and_the_rest_is_sent() {
+    let good = [ready(1, "b1", 1, 0), ready(2, "b2", 1, 0)];
+    let mut records = vec![insert_record(&good[0], "500")];
+    let mut bad = insert_record(&good[1], "501");
+    bad["dynamodb"]["NewImage"]["topic"] = json!({"S": "huleedu.unknown.v1"});
+    records.push(bad);
+    records.push(insert_record(&good[1], "502"));
+    let mut modify = insert_record(&good[0], "503");
+    modify["eventName"] = json!("MODIFY");
+    records.push(modify);
+    let event = event_from_records(records);
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(out.poison, 1);
+    assert_eq!(out.ignored, 1);
+    assert_eq!(out.published, ids(&[&good[0], &good[1]]));
+    assert_eq!(out.checkpoint.as_deref(), Some("501"));
+    let metrics = out.metrics().to_json();
+    assert_eq!(metrics["PoisonRecords"], json!(1.0));
+}
+
+#[test]
+fn ignored_records_need_nothing() {
+    let it = ready(1, "b1", 1, 0);
+    let mut modify = insert_record(&it, "7");
+    modify["eventName"] = json!("MODIFY");
+    let mut remove = insert_record(&it, "8");
+    remove["eventName"] = json!("REMOVE");
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&event_from_records(vec![modify, remove]), None)).unwrap();
+    assert_eq!(
+        (out.ignored, out.sqs_requests, out.checkpoint),
+        (2, 0, None)
+    );
+}
+
+#[test]
+fn an_unsent_record_without_sequence_number_fails_the_whole_batch() {
+    let it = ready(1, "b1", 1, 0);
+    let mut rec = insert_record(&it, "7");
+    rec["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("SequenceNumber");
+    let faults = Faults {
+        fail_all_calls: true,
+        ..Faults::default()
+    };
+    let (relay, _) = relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    assert!(block_on(relay.handle(&event_from_records(vec![rec]), None)).is_err());
+}
+
+#[test]
+fn no_request_starts_after_the_deadline() {
+    let items: Vec<OutboxItem> = (0..3).map(|n| ready(n, "b1", 1, n as u32)).collect();
+    let (relay, clock) = relay(InMemoryPublisher::new());
+    let deadline = relay::clock::Clock::instant(&clock);
+    let out = block_on(relay.handle(&stream_event(&items, 40), Some(deadline))).unwrap();
+    assert_eq!(out.sqs_requests, 0);
+    assert_eq!(out.held, 3);
+    assert_eq!(out.checkpoint.as_deref(), Some("40"));
+}
+
+#[test]
+fn a_message_too_large_for_sqs_stops_its_key_only() {
+    let mut big = ready(1, "b1", 1, 0);
+    big.body = "x".repeat(1024 * 1024 + 1);
+    let after = ready(2, "b1", 2, 0);
+    let other = ready(3, "b2", 1, 0);
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&stream_event(&[big, after, other.clone()], 1), None)).unwrap();
+    assert_eq!(out.published, ids(&[&other]));
+    assert_eq!((out.failed, out.held), (1, 1));
+    assert_eq!(out.checkpoint.as_deref(), Some("1"));
+}
+
+#[test]
+fn latency_is_measured_from_the_outbox_write() {
+    let mut it = ready(1, "b1", 1, 0);
+    let created = Timestamp::from_unix_micros(Timestamp::now().unix_micros() - 250_000).unwrap();
+    it.created_at = created
+        .as_datetime()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&stream_event(&[it], 1), None)).unwrap();
+    assert_eq!(out.latencies_ms.len(), 1);
+    assert!(out.latencies_ms[0] >= 250.0 && out.latencies_ms[0] < 60_000.0);
+}
+
+#[test]
+fn the_sample_event_relays() {
+    // events/relay/outbox-inserts.json: real outbox items of one completed batch, as the
+    // stream delivers them (`cargo lambda invoke relay --data-file events/relay/outbox-inserts.json`).
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/relay/outbox-inserts.json"
+    );
+    let event: aws_lambda_events::dynamodb::Event =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let (relay, _) = relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(
+        (out.published.len(), out.poison, out.checkpoint),
+        (4, 0, None)
+    );
+    let destinations: Vec<Destination> = relay
+        .publisher()
+        .received()
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(
+        destinations
+            .iter()
+            .filter(|d| **d == Destination::Notifications)
+            .count(),
+        2
+    );
+}
+
+/// SQS answering every request with a permanent error (e.g. the queue does not exist).
+struct BrokenQueue;
+
+impl ras_domain::ports::MessagePublisher for BrokenQueue {
+    async fn send_batch(
+        &self,
+        _destination: Destination,
+        _messages: &[OutgoingMessage],
+    ) -> Result<Vec<ras_domain::ports::SendResult>, ras_domain::ports::PublishError> {
+        Err(ras_domain::ports::PublishError::Permanent {
+            kind: "queue_not_found",
+            message: "AWS.SimpleQueueService.NonExistentQueue".into(),
+        })
+    }
+}
+
+#[test]
+fn permanent_whole_request_errors_open_the_breaker_too() {
+    let items: Vec<OutboxItem> = (0..60)
+        .map(|n| ready(n, &format!("batch-{n}"), 1, 0))
+        .collect();
+    let (relay, _) = relay(BrokenQueue);
+    let out = block_on(relay.handle(&stream_event(&items, 1), None)).unwrap();
+    assert_eq!(out.sqs_requests, 5);
+    assert!(out.breaker_rejected);
+    assert_eq!(out.breaker_state, BreakerState::Open);
+    assert_eq!((out.failed, out.held), (50, 10));
+    assert_eq!(out.checkpoint.as_deref(), Some("1"));
+}
+
+/// SQS rejecting every entry for the sender's fault: the service itself is healthy.
+struct RejectsEverything;
+
+impl ras_domain::ports::MessagePublisher for RejectsEverything {
+    async fn send_batch(
+        &self,
+        _destination: Destination,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<ras_domain::ports::SendResult>, ras_domain::ports::PublishError> {
+        Ok(vec![
+            ras_domain::ports::SendResult::Failed {
+                retryable: false,
+                code: "InvalidParameterValue".into(),
+                message: "bad".into(),
+            };
+            messages.len()
+        ])
+    }
+}
+
+#[test]
+fn sender_faults_do_not_open_the_breaker() {
+    let items: Vec<OutboxItem> = (0..60)
+        .map(|n| ready(n, &format!("batch-{n}"), 1, 0))
+        .collect();
+    let (relay, _) = relay(RejectsEverything);
+    let out = block_on(relay.handle(&stream_event(&items, 1), None)).unwrap();
+    assert_eq!(out.sqs_requests, 6);
+    assert_eq!(out.failed, 60);
+    assert_eq!(out.breaker_state, BreakerState::Closed);
+    assert_eq!(out.checkpoint.as_deref(), Some("1"));
+}
