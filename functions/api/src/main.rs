@@ -1,11 +1,91 @@
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
+//! The API function: wiring only. Builds the DynamoDB store and the router once, then either
+//! serves Lambda invocations (`lambda_http::run`) or — with `RAS_API_LOCAL_ADDR` or
+//! `--serve <addr>` — plain HTTP on that address (the local pipeline).
+//!
+//! `--print-openapi` prints the OpenAPI document (`docs/openapi.json`) and exits.
+
+use api::config::LOCAL_ADDR_ENV;
+use api::{router, ApiConfig, ApiState, KeySource, MetricsSink};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use ras_aws::config::StoreConfig;
+use ras_aws::dynamo::DynamoStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+enum Mode {
+    Lambda,
+    Serve(String),
+    PrintOpenApi,
+}
+
+fn mode() -> Result<Mode, Error> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("--print-openapi") => Ok(Mode::PrintOpenApi),
+        Some("--serve") => args
+            .next()
+            .map(Mode::Serve)
+            .ok_or_else(|| "--serve needs an address, e.g. 127.0.0.1:4003".into()),
+        Some(other) => Err(format!(
+            "unknown argument `{other}` (expected --serve <addr> or --print-openapi)"
+        )
+        .into()),
+        None => Ok(
+            match std::env::var(LOCAL_ADDR_ENV)
+                .ok()
+                .filter(|a| !a.trim().is_empty())
+            {
+                Some(addr) => Mode::Serve(addr.trim().to_string()),
+                None => Mode::Lambda,
+            },
+        ),
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_target(false).without_time().init();
-    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| async {
-        Err::<Value, Error>("not implemented yet: this function's handler is built by a later issue".into())
-    }))
-    .await
+    let mode = mode()?;
+    if let Mode::PrintOpenApi = mode {
+        print!("{}", api::openapi::document_json());
+        return Ok(());
+    }
+    ras_aws::telemetry::init_tracing();
+    let config =
+        ApiConfig::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
+
+    // API Gateway gives up after 30 s: fail a stuck DynamoDB call well before that.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(4))
+        .operation_timeout(Duration::from_secs(10))
+        .build();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
+    let ssm = matches!(config.key_source, KeySource::SsmParameter(_))
+        .then(|| aws_sdk_ssm::Client::new(&sdk));
+    let state = ApiState::new(Arc::new(store), &config, ssm, MetricsSink::Stdout)?;
+    let app = router(state);
+
+    match mode {
+        Mode::Serve(addr) => {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            info!(address = %listener.local_addr()?, "serving the query API over plain HTTP");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            Ok(())
+        }
+        _ => lambda_http::run(app).await,
+    }
 }

@@ -1,0 +1,204 @@
+//! The API function's configuration, read once at start-up and validated (fail fast).
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `RAS_INTERNAL_API_KEY` | the shared internal API key (alias: the reference's `HULEEDU_INTERNAL_API_KEY`) |
+//! | `RAS_INTERNAL_API_KEY_SSM_PARAMETER` | or: name of an SSM parameter (`SecureString`) holding it, read with decryption on first use |
+//! | `ALLOWED_SERVICE_IDS` | `X-Service-ID` values allowed in: JSON list or comma-separated; default `api-gateway-service`, `admin-dashboard-service`, `bff-teacher-service` |
+//! | `ENVIRONMENT` | reported by `/healthz` (default `development`) |
+//! | `RAS_API_LOCAL_ADDR` | serve plain HTTP on this address instead of running as a Lambda function |
+//!
+//! The table names come from `ras_aws::config::StoreConfig` (`RAS_STATE_TABLE`).
+
+use std::fmt;
+
+pub const API_KEY_ENV: &str = "RAS_INTERNAL_API_KEY";
+/// The reference's variable, accepted as an alias.
+pub const LEGACY_API_KEY_ENV: &str = "HULEEDU_INTERNAL_API_KEY";
+pub const API_KEY_SSM_PARAMETER_ENV: &str = "RAS_INTERNAL_API_KEY_SSM_PARAMETER";
+pub const ALLOWED_SERVICE_IDS_ENV: &str = "ALLOWED_SERVICE_IDS";
+pub const ENVIRONMENT_ENV: &str = "ENVIRONMENT";
+pub const LOCAL_ADDR_ENV: &str = "RAS_API_LOCAL_ADDR";
+
+/// The reference's default plus the BFF, which its deployment adds.
+pub const DEFAULT_ALLOWED_SERVICE_IDS: [&str; 3] = [
+    "api-gateway-service",
+    "admin-dashboard-service",
+    "bff-teacher-service",
+];
+
+/// A secret string whose `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where the internal API key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Value(Secret),
+    /// Name (or ARN) of an SSM parameter, fetched with decryption on first use so that the cold
+    /// start does not wait for SSM.
+    SsmParameter(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub key_source: KeySource,
+    pub allowed_service_ids: Vec<String>,
+    pub environment: String,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no internal API key configured: set {API_KEY_ENV} or {API_KEY_SSM_PARAMETER_ENV}")]
+    MissingKey,
+    #[error(
+        "set only one of {API_KEY_ENV} / {LEGACY_API_KEY_ENV} and {API_KEY_SSM_PARAMETER_ENV}"
+    )]
+    ConflictingKeySources,
+    #[error("{ALLOWED_SERVICE_IDS_ENV} is invalid: {0}")]
+    InvalidServiceIds(String),
+}
+
+impl ApiConfig {
+    /// A configuration with a fixed key and the default allowed services (tests, benchmarks).
+    pub fn with_key(key: &str) -> Self {
+        ApiConfig {
+            key_source: KeySource::Value(Secret::new(key)),
+            allowed_service_ids: DEFAULT_ALLOWED_SERVICE_IDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            environment: "development".to_string(),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`ApiConfig::from_env`] with an explicit lookup. Blank values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let key = get(API_KEY_ENV).or_else(|| get(LEGACY_API_KEY_ENV));
+        let parameter = get(API_KEY_SSM_PARAMETER_ENV).map(|p| p.trim().to_string());
+        let key_source = match (key, parameter) {
+            (Some(_), Some(_)) => return Err(ConfigError::ConflictingKeySources),
+            (Some(key), None) => KeySource::Value(Secret::new(key)),
+            (None, Some(parameter)) => KeySource::SsmParameter(parameter),
+            (None, None) => return Err(ConfigError::MissingKey),
+        };
+        let allowed_service_ids = match get(ALLOWED_SERVICE_IDS_ENV) {
+            Some(text) => parse_service_ids(&text)?,
+            None => DEFAULT_ALLOWED_SERVICE_IDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        Ok(ApiConfig {
+            key_source,
+            allowed_service_ids,
+            environment: get(ENVIRONMENT_ENV).unwrap_or_else(|| "development".to_string()),
+        })
+    }
+}
+
+/// A JSON list of strings (the reference's format) or a comma-separated list.
+fn parse_service_ids(text: &str) -> Result<Vec<String>, ConfigError> {
+    let text = text.trim();
+    let ids: Vec<String> = if text.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(text).map_err(|e| {
+            ConfigError::InvalidServiceIds(format!("not a JSON list of strings: {e}"))
+        })?
+    } else {
+        text.split(',').map(str::to_string).collect()
+    };
+    let ids: Vec<String> = ids
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Err(ConfigError::InvalidServiceIds(
+            "no service id listed".into(),
+        ));
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ApiConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn key_from_variable_or_alias_or_ssm() {
+        let c = config(&[(API_KEY_ENV, "k1")]).unwrap();
+        assert_eq!(c.key_source, KeySource::Value(Secret::new("k1")));
+        assert_eq!(c.allowed_service_ids, DEFAULT_ALLOWED_SERVICE_IDS);
+        assert_eq!(c.environment, "development");
+        let c = config(&[(LEGACY_API_KEY_ENV, "k2")]).unwrap();
+        assert_eq!(c.key_source, KeySource::Value(Secret::new("k2")));
+        let c = config(&[(API_KEY_SSM_PARAMETER_ENV, " /ras/api-key ")]).unwrap();
+        assert_eq!(c.key_source, KeySource::SsmParameter("/ras/api-key".into()));
+    }
+
+    #[test]
+    fn missing_or_conflicting_key_fails_fast() {
+        assert_eq!(config(&[]), Err(ConfigError::MissingKey));
+        assert_eq!(config(&[(API_KEY_ENV, "  ")]), Err(ConfigError::MissingKey));
+        assert_eq!(
+            config(&[(API_KEY_ENV, "k"), (API_KEY_SSM_PARAMETER_ENV, "/p")]),
+            Err(ConfigError::ConflictingKeySources)
+        );
+    }
+
+    #[test]
+    fn service_ids_as_json_or_comma_list() {
+        let c = config(&[
+            (API_KEY_ENV, "k"),
+            (ALLOWED_SERVICE_IDS_ENV, r#"["a", "b"]"#),
+        ])
+        .unwrap();
+        assert_eq!(c.allowed_service_ids, ["a", "b"]);
+        let c = config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, " a , b,, c ")]).unwrap();
+        assert_eq!(c.allowed_service_ids, ["a", "b", "c"]);
+        assert!(matches!(
+            config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, "[1]")]),
+            Err(ConfigError::InvalidServiceIds(_))
+        ));
+        assert!(matches!(
+            config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, "[]")]),
+            Err(ConfigError::InvalidServiceIds(_))
+        ));
+    }
+
+    #[test]
+    fn debug_does_not_print_the_key() {
+        let c = ApiConfig::with_key("super-secret");
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+}
