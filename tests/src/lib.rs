@@ -1,1 +1,15 @@
 //! Shared helpers for the integration tests.
+
+// Ingest function tests (issue 3): local AWS clients, MSK events, fixtures in fresh scopes,
+// failure injection.
+pub mod faults;
+pub mod huleedu;
+pub mod ingest_support;
+pub mod local_aws;
+pub mod msk;
+
+// Query API tests (issue 5): the router over the local store, golden scenario.
+pub mod query_api;
+
+// Relay and operations tests (issue 4): outbox stream, FIFO test queues, consumer.
+pub mod relay_support;

@@ -1,0 +1,103 @@
+//! DynamoDB requests per consumed record, counted on the wire (an SDK interceptor on the
+//! store's client) while the ingest handler runs against the local AWS-API server.
+//! SPEC §6: ≤ 1 transactional write + ≤ 1 read per record on the steady path.
+//!
+//! Needs the local AWS-API server (`scripts/test.sh`); fails when `AWS_ENDPOINT_URL` is unset.
+
+use ingest::handler::{process_event, Disposition};
+use ras_aws::dynamo::DynamoStore;
+use ras_domain::testing::events::{self as ev, at_minute};
+use ras_tests::huleedu::{Scope, REGISTERED, SLOT_ASSIGNED, SPELLCHECK};
+use ras_tests::ingest_support::{deps, dispositions, IngestEnv};
+use ras_tests::local_aws::{RequestCounter, SerializedCommits};
+use ras_tests::msk::MskBatch;
+use std::collections::BTreeMap;
+
+fn per_record(counts: &BTreeMap<String, u64>, records: u64) -> String {
+    counts
+        .iter()
+        .map(|(op, n)| format!("{op} {:.2}", *n as f64 / records as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::test]
+async fn steady_path_costs_one_query_and_one_transaction_per_record() {
+    let env = IngestEnv::new().await;
+    let counter = RequestCounter::default();
+    let store = DynamoStore::new(env.aws.counted_dynamo(&counter), env.aws.tables.clone());
+    let deps = deps(SerializedCommits::new(store), env.dead_letter_queue());
+    let scope = Scope::new();
+    let b = scope.batch.as_str();
+    let essays: Vec<String> = (1..=20).map(|n| scope.essay(n)).collect();
+    let ids: Vec<&str> = essays.iter().map(String::as_str).collect();
+
+    let mut setup = MskBatch::new();
+    setup.push(
+        REGISTERED,
+        0,
+        ev::registration(scope.event_id(1), b, &scope.user, &ids, at_minute(0.0)).value,
+    );
+    assert!(process_event(&deps, setup.event(), None)
+        .await
+        .response()
+        .is_success());
+    counter.reset();
+
+    // The steady path: per-essay records of a registered batch (one partition per topic).
+    let mut event = MskBatch::new();
+    for (i, essay) in essays.iter().enumerate() {
+        let n = i as u64;
+        let slot = ev::slot_assigned(scope.event_id(100 + n), b, essay, at_minute(1.0));
+        event.push(SLOT_ASSIGNED, 0, slot.value);
+        let spell = ev::spellcheck_result(
+            scope.event_id(200 + n),
+            b,
+            essay,
+            "spellchecked_success",
+            at_minute(2.0),
+        );
+        event.push(SPELLCHECK, 0, spell.value);
+    }
+    let records = event.records.len() as u64;
+    let report = process_event(&deps, event.event(), None).await;
+    assert!(
+        report.response().is_success(),
+        "{:?}",
+        dispositions(&report)
+    );
+    assert!(report
+        .records()
+        .all(|r| matches!(r.disposition, Disposition::Applied { .. }) && r.attempts == 1));
+    let applied = counter.snapshot();
+    println!(
+        "steady path, {records} records: {applied:?} = per record: {}",
+        per_record(&applied, records)
+    );
+    assert_eq!(counter.get("Query"), records, "one read per record");
+    assert_eq!(
+        counter.get("TransactWriteItems"),
+        records,
+        "one transactional write per record"
+    );
+    assert_eq!(counter.total(), 2 * records, "nothing else: {applied:?}");
+
+    // Redelivered: each duplicate costs the same read and one cancelled transaction.
+    counter.reset();
+    let report = process_event(&deps, event.event(), None).await;
+    assert!(report
+        .records()
+        .all(|r| matches!(r.disposition, Disposition::Duplicate { .. })));
+    let duplicates = counter.snapshot();
+    println!(
+        "duplicates, {records} records: {duplicates:?} = per record: {}",
+        per_record(&duplicates, records)
+    );
+    assert_eq!(counter.get("Query"), records);
+    assert_eq!(counter.get("TransactWriteItems"), records);
+    assert!(
+        counter.get("GetItem") <= records,
+        "at most one marker read when the cancellation carries no old item"
+    );
+    env.cleanup().await;
+}
