@@ -254,6 +254,11 @@ pub struct SerializedCommits<S> {
 
 static COMMIT_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Hold this around a commit made outside [`SerializedCommits`] (see there).
+pub async fn commit_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    COMMIT_LOCK.lock().await
+}
+
 impl<S> SerializedCommits<S> {
     pub fn new(inner: S) -> Self {
         SerializedCommits { inner }

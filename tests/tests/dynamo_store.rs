@@ -32,6 +32,18 @@ const PIPELINE_COMPLETED: &str = "huleedu.batch.pipeline.completed.v1";
 const FIXTURE_BATCH: &str = "5b1f4c2e-8d7a-4e3b-9c10-2f6a1d9e7b01";
 const FIXTURE_USER: &str = "teacher-7f3c9a";
 
+/// moto does not isolate a transaction from concurrent writes (it copies the tables and writes
+/// them back), so a test's pre-written chunks can be lost to another test's transaction: the
+/// tests of this file take turns committing, as in `SerializedCommits`.
+async fn commit_exclusive(
+    store: &DynamoStore,
+    marker: &IdempotencyMarker,
+    plan: &Plan,
+) -> Result<CommitOutcome, StoreError> {
+    let _turn = ras_tests::local_aws::commit_lock().await;
+    store.commit(marker, plan).await
+}
+
 async fn store() -> DynamoStore {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
@@ -155,7 +167,9 @@ async fn ingest_payload(
         marker.topic
     );
     let plan = apply(&loaded, payload, ctx).expect("rules apply");
-    let outcome = store.commit(marker, &plan).await.expect("commit");
+    let outcome = commit_exclusive(&store, marker, &plan)
+        .await
+        .expect("commit");
     assert_eq!(outcome, CommitOutcome::Committed, "{}", marker.topic);
     expected.apply_plan(&plan);
     let reloaded = store.load(payload.batch_id()).await.expect("reload");
@@ -443,13 +457,15 @@ async fn redelivery_is_a_duplicate_and_a_reused_key_a_conflict() {
 
     // Redelivery: the same plan again (as computed before the first commit), and a fresh one.
     assert_eq!(
-        store.commit(&marker, &plan).await.unwrap(),
+        commit_exclusive(&store, &marker, &plan).await.unwrap(),
         CommitOutcome::Duplicate
     );
     let loaded = store.load(&scope.batch).await.unwrap();
     let replan = apply(&loaded, &record.event().payload, &record.context()).unwrap();
     assert_eq!(
-        store.commit(&record.marker(), &replan).await.unwrap(),
+        commit_exclusive(&store, &record.marker(), &replan)
+            .await
+            .unwrap(),
         CommitOutcome::Duplicate
     );
 
@@ -457,7 +473,9 @@ async fn redelivery_is_a_duplicate_and_a_reused_key_a_conflict() {
     let mut other = marker.clone();
     other.payload_hash = ids::payload_hash(b"something else");
     assert_eq!(
-        store.commit(&other, &Plan::default()).await.unwrap(),
+        commit_exclusive(&store, &other, &Plan::default())
+            .await
+            .unwrap(),
         CommitOutcome::PayloadConflict {
             existing_hash: marker.payload_hash.clone()
         }
@@ -484,7 +502,7 @@ async fn stale_version_is_a_conflict_and_writes_nothing() {
     let late_plan = apply(&stale, &payload, &ctx).unwrap();
     assert!(!late_plan.outbox.is_empty());
     assert_eq!(
-        store.commit(&marker, &late_plan).await.unwrap(),
+        commit_exclusive(&store, &marker, &late_plan).await.unwrap(),
         CommitOutcome::VersionConflict
     );
     assert_eq!(
@@ -512,11 +530,15 @@ async fn stale_version_is_a_conflict_and_writes_nothing() {
     let first_plan = apply(&empty, &first.event().payload, &first.context()).unwrap();
     let second_plan = apply(&empty, &second.event().payload, &second.context()).unwrap();
     assert_eq!(
-        store.commit(&first.marker(), &first_plan).await.unwrap(),
+        commit_exclusive(&store, &first.marker(), &first_plan)
+            .await
+            .unwrap(),
         CommitOutcome::Committed
     );
     assert_eq!(
-        store.commit(&second.marker(), &second_plan).await.unwrap(),
+        commit_exclusive(&store, &second.marker(), &second_plan)
+            .await
+            .unwrap(),
         CommitOutcome::VersionConflict
     );
     assert_eq!(store.get_marker(&second.event_key()).await.unwrap(), None);
@@ -570,7 +592,7 @@ async fn cj_result_too_big_for_one_transaction_commits_with_pre_written_chunks()
 
     // A redelivery rewrites the same (content-addressed) chunks and is a duplicate.
     assert_eq!(
-        store.commit(&marker, &plan).await.unwrap(),
+        commit_exclusive(&store, &marker, &plan).await.unwrap(),
         CommitOutcome::Duplicate
     );
     assert_eq!(store.load(&scope.batch).await.unwrap(), expected);
@@ -683,7 +705,9 @@ async fn an_item_over_400_kb_is_a_permanent_failure() {
     let record = Record::new(REGISTERED, &value);
     let empty = BatchAggregate::new(&scope.batch);
     let plan = apply(&empty, &record.event().payload, &record.context()).unwrap();
-    let err = store.commit(&record.marker(), &plan).await.unwrap_err();
+    let err = commit_exclusive(&store, &record.marker(), &plan)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
