@@ -371,7 +371,13 @@ impl LocalAws {
                         .set_key_schema(Some(keys(&index["partition_key"], &index["sort_key"])))
                         .projection(
                             Projection::builder()
-                                .projection_type(ProjectionType::All)
+                                .projection_type(
+                                    match index["projection"].as_str().unwrap_or("ALL") {
+                                        "KEYS_ONLY" => ProjectionType::KeysOnly,
+                                        "INCLUDE" => ProjectionType::Include,
+                                        _ => ProjectionType::All,
+                                    },
+                                )
                                 .build(),
                         )
                         .build()

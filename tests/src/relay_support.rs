@@ -382,11 +382,11 @@ fn is_insert(record: &Record) -> bool {
     record.event_name().map(|n| n.as_str()) == Some("INSERT")
 }
 
-/// The `event_id` key of a stream record.
+/// The `event_id` of a stream record (from its new image).
 pub fn record_event_id(record: &Record) -> Option<String> {
     record
         .dynamodb()
-        .and_then(|d| d.keys())
+        .and_then(|d| d.new_image())
         .and_then(|k| k.get("event_id"))
         .and_then(|v| v.as_s().ok())
         .cloned()

@@ -259,7 +259,11 @@ async fn assert_outbox_written(store: &DynamoStore, batch_id: &str, plan: &Plan)
             .client()
             .get_item()
             .table_name(&store.config().outbox_table)
-            .key("event_id", AttributeValue::S(message.event_id.to_string()))
+            .key(
+                "ordering_key",
+                AttributeValue::S(stored.ordering_key.clone()),
+            )
+            .key("position", AttributeValue::S(stored.position.clone()))
             .send()
             .await
             .expect("get outbox item")
@@ -601,11 +605,13 @@ async fn cj_result_too_big_for_one_transaction_commits_with_pre_written_chunks()
     // behind for the tests that run after this one.
     delete_partition(&store, &scope.batch).await;
     for message in &plan.outbox {
+        let stored = OutboxItem::from_message(message, &scope.batch);
         store
             .client()
             .delete_item()
             .table_name(&store.config().outbox_table)
-            .key("event_id", AttributeValue::S(message.event_id.to_string()))
+            .key("ordering_key", AttributeValue::S(stored.ordering_key))
+            .key("position", AttributeValue::S(stored.position))
             .send()
             .await
             .expect("delete outbox item");

@@ -30,7 +30,7 @@ fn sequence_numbers(event: &Event) -> HashMap<String, String> {
         .records
         .iter()
         .filter_map(|r| {
-            let id = match r.change.keys.inner().get("event_id") {
+            let id = match r.change.new_image.inner().get("event_id") {
                 Some(serde_dynamo::AttributeValue::S(id)) => id.clone(),
                 _ => return None,
             };

@@ -230,6 +230,7 @@ mod tests {
             "event_type": {"S": topic},
             "destination": {"S": "notifications"},
             "ordering_key": {"S": "teacher-1"},
+            "position": {"S": "2025-11-27T10:20:30.000000Z#00001#6d2e0c8e-4a50-4d6f-9a0e-0f7c1d2b3a41"},
             "correlation_id": {"S": "0b5b1a8c-9a1e-4f7e-8f0d-2f4c2c0d9e11"},
             "created_at": {"S": "2025-11-27T10:20:30.000000Z"},
             "created_day": {"S": "2025-11-27"},
@@ -244,11 +245,13 @@ mod tests {
         let records: Vec<_> = records
             .into_iter()
             .map(|(name, seq, new_image)| {
+                let key = |name: &str| new_image.get(name).cloned().unwrap_or(json!({"S": "?"}));
+                let keys = json!({"ordering_key": key("ordering_key"), "position": key("position")});
                 json!({
                     "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1",
                     "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
                     "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ras-outbox/stream/2025",
-                    "dynamodb": {"ApproximateCreationDateTime": 1764238830, "Keys": {"event_id": new_image["event_id"]},
+                    "dynamodb": {"ApproximateCreationDateTime": 1764238830, "Keys": keys,
                                  "NewImage": new_image, "SequenceNumber": seq, "SizeBytes": 100,
                                  "StreamViewType": "NEW_IMAGE"}
                 })

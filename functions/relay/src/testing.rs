@@ -233,7 +233,10 @@ pub fn insert_record(item: &OutboxItem, sequence_number: &str) -> Value {
         "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ras-outbox/stream/2025-11-27T00:00:00.000",
         "dynamodb": {
             "ApproximateCreationDateTime": 1764238830,
-            "Keys": {"event_id": {"S": item.event_id.to_string()}},
+            "Keys": {
+                "ordering_key": {"S": item.ordering_key.clone()},
+                "position": {"S": item.position.clone()},
+            },
             "NewImage": image,
             "SequenceNumber": sequence_number,
             "SizeBytes": item.body.len() + 300,

@@ -37,7 +37,7 @@ use super::errors::ActionRole;
 use super::items::{
     self, encode_cj_job, encode_essay, encode_marker, encode_phase, encode_root, n, Item,
 };
-use super::outbox::{OutboxItem, EVENT_ID};
+use super::outbox::{OutboxItem, ORDERING_KEY};
 use crate::config::StoreConfig;
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use ras_domain::plan::{Plan, StateChange};
@@ -188,7 +188,7 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
         transaction.push(Write {
             role: ActionRole::Outbox,
             table: Table::Outbox,
-            condition: Condition::NotExists(EVENT_ID),
+            condition: Condition::NotExists(ORDERING_KEY),
             item: OutboxItem::from_message(message, batch_id).to_item()?,
         });
     }
@@ -303,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             layout.transaction[5].condition,
-            Condition::NotExists("event_id")
+            Condition::NotExists("ordering_key")
         );
         assert_eq!(layout.transaction[5].table, Table::Outbox);
         assert_eq!(

@@ -16,15 +16,29 @@ use uuid::Uuid;
 
 /// Outbox items expire 30 days after the message was created.
 pub const OUTBOX_TTL_SECONDS: i64 = 30 * 24 * 3600;
-/// The key attribute (and the SQS `MessageDeduplicationId`).
+/// Partition key: the SQS `MessageGroupId`. All messages of one batch (events) or one teacher
+/// (notifications) share a partition key, so the table's stream delivers them in commit order.
+pub const ORDERING_KEY: &str = "ordering_key";
+/// Sort key: `created_at#sequence#event_id` (see [`position`]).
+pub const POSITION: &str = "position";
+/// The envelope id (and the SQS `MessageDeduplicationId`); key of [`INDEX_BY_EVENT_ID`].
 pub const EVENT_ID: &str = "event_id";
+/// `event_id` → table key (KEYS_ONLY), for operations.
+pub const INDEX_BY_EVENT_ID: &str = "by_event_id";
 pub const INDEX_BY_CREATED_DAY: &str = "by_created_day";
+
+/// The sort key of a message: its creation time (fixed width), its place among the messages of
+/// its commit and its id — deterministic, so a re-commit of the same message hits the same key.
+pub fn position(created_at: &str, sequence: u32, event_id: Uuid) -> String {
+    format!("{created_at}#{sequence:05}#{event_id}")
+}
 
 /// Longest body stored as plain text; longer bodies are stored in `body_gzip`.
 pub const INLINE_BODY_LIMIT: usize = 64 * 1024;
-/// Largest body a stored item may decompress to (SQS's message limit): a corrupt or hostile
-/// `body_gzip` cannot make a reader allocate more.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest body a stored item may decompress to (a transaction carries at most 4 MB, so no
+/// committed message is longer): a corrupt `body_gzip` cannot make a reader allocate more. The
+/// relay reports a body over SQS's 1 MiB as oversize, not as undecodable.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Which FIFO queue a message goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,8 +76,10 @@ pub struct OutboxItem {
     /// Envelope `event_type` (= the topic).
     pub event_type: String,
     pub destination: Destination,
-    /// SQS `MessageGroupId`: batch id (events) or teacher id (notifications).
+    /// SQS `MessageGroupId`: batch id (events) or teacher id (notifications). Partition key.
     pub ordering_key: String,
+    /// Sort key, see [`position`].
+    pub position: String,
     pub correlation_id: Uuid,
     /// Envelope `event_timestamp`, fixed width (`2025-11-27T10:20:30.000000Z`).
     pub created_at: String,
@@ -87,6 +103,7 @@ impl OutboxItem {
             event_type: message.event_type().to_string(),
             destination: Destination::for_topic(message.topic),
             ordering_key: message.ordering_key.clone(),
+            position: position(&created_at, message.sequence, message.event_id),
             correlation_id: message.correlation_id,
             created_day: created_at[..10].to_string(),
             created_at,
@@ -153,6 +170,7 @@ struct StoredOutboxItem {
     event_type: String,
     destination: Destination,
     ordering_key: String,
+    position: String,
     correlation_id: Uuid,
     created_at: String,
     created_day: String,
@@ -178,6 +196,7 @@ impl From<OutboxItem> for StoredOutboxItem {
             event_type: item.event_type,
             destination: item.destination,
             ordering_key: item.ordering_key,
+            position: item.position,
             correlation_id: item.correlation_id,
             created_at: item.created_at,
             created_day: item.created_day,
@@ -206,6 +225,7 @@ impl TryFrom<StoredOutboxItem> for OutboxItem {
             event_type: stored.event_type,
             destination: stored.destination,
             ordering_key: stored.ordering_key,
+            position: stored.position,
             correlation_id: stored.correlation_id,
             created_at: stored.created_at,
             created_day: stored.created_day,
@@ -275,6 +295,13 @@ mod tests {
             ("event_type", s("huleedu.notification.teacher.requested.v1")),
             ("destination", s("notifications")),
             ("ordering_key", s("teacher-1")),
+            (
+                "position",
+                s(format!(
+                    "2025-11-27T10:20:30.000000Z#00001#{}",
+                    Uuid::from_u128(42)
+                )),
+            ),
             ("correlation_id", s(Uuid::from_u128(43).to_string())),
             ("created_at", s("2025-11-27T10:20:30.000000Z")),
             ("created_day", s("2025-11-27")),

@@ -5,7 +5,7 @@ use super::errors::{classify_cancellation, classify_sdk_error, CancellationVerdi
 use super::items::{
     self, batch_pk, decode_aggregate, decode_marker, marker_pk, s, Item, MARKER_SK, PK, SK,
 };
-use super::outbox::{OutboxItem, EVENT_ID};
+use super::outbox::{OutboxItem, EVENT_ID, INDEX_BY_EVENT_ID, ORDERING_KEY, POSITION};
 use crate::config::{load_sdk_config, StoreConfig};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -100,16 +100,40 @@ impl DynamoStore {
         Ok(out.item.map(decode_marker).transpose()?)
     }
 
-    /// An outbox item by event id (operations and tests; the relay reads the stream).
+    /// An outbox item by event id (operations and tests; the relay reads the stream): the key
+    /// from the `by_event_id` index, then a consistent read of the item.
     pub async fn get_outbox_item(
         &self,
         event_id: uuid::Uuid,
     ) -> Result<Option<OutboxItem>, StoreError> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.config.outbox_table)
+            .index_name(INDEX_BY_EVENT_ID)
+            .key_condition_expression("#id = :id")
+            .expression_attribute_names("#id", EVENT_ID)
+            .expression_attribute_values(":id", s(event_id.to_string()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("Query", &e))?;
+        let Some(keys) = found.items.and_then(|items| items.into_iter().next()) else {
+            return Ok(None);
+        };
+        let (Some(ordering_key), Some(position)) = (keys.get(ORDERING_KEY), keys.get(POSITION))
+        else {
+            return Err(StoreError::Permanent {
+                kind: "corrupt_item",
+                message: format!("outbox index entry of {event_id} lacks the table key"),
+            });
+        };
         let out = self
             .client
             .get_item()
             .table_name(&self.config.outbox_table)
-            .key(EVENT_ID, s(event_id.to_string()))
+            .key(ORDERING_KEY, ordering_key.clone())
+            .key(POSITION, position.clone())
             .consistent_read(true)
             .send()
             .await
