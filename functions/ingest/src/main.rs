@@ -60,11 +60,9 @@ async fn main() -> Result<(), Error> {
 
 /// The invocation deadline (wall clock) as an `Instant`; `None` when the runtime gave none.
 fn instant_of(deadline: SystemTime) -> Option<Instant> {
-    if deadline == SystemTime::UNIX_EPOCH {
-        return None;
-    }
-    let remaining = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Some(Instant::now() + remaining)
+    let ms = deadline
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    ras_aws::runtime::deadline_instant(u64::try_from(ms).ok()?)
 }

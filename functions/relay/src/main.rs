@@ -11,7 +11,7 @@ use relay::clock::SystemClock;
 use relay::config::RelayConfig;
 use relay::Relay;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Spare time after the last request may have started: serialising the response.
 const DEADLINE_SPARE: Duration = Duration::from_millis(500);
@@ -59,16 +59,13 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
-/// The last instant a request may start: the invocation deadline (ms since the epoch)
-/// minus `margin`.
+/// The last instant a request may start: the invocation deadline minus `margin`.
 fn request_deadline(deadline_ms: u64, margin: Duration) -> Option<Instant> {
-    if deadline_ms == 0 {
-        return None;
-    }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Some(Instant::now() + remaining.saturating_sub(margin))
+    let deadline = ras_aws::runtime::deadline_instant(deadline_ms)?;
+    let now = Instant::now();
+    Some(
+        now + deadline
+            .saturating_duration_since(now)
+            .saturating_sub(margin),
+    )
 }

@@ -3,5 +3,6 @@
 pub mod config;
 pub mod dead_letter;
 pub mod dynamo;
+pub mod runtime;
 pub mod sqs_publisher;
 pub mod telemetry;
