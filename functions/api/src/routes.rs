@@ -13,6 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use ras_domain::model::BatchAggregate;
 use ras_domain::ports::BatchReader;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -64,6 +65,19 @@ fn path_id(
     }
 }
 
+/// The batch named by the path, or the reference's 400 / 404.
+async fn load_batch<R: BatchReader + 'static>(
+    state: &ApiState<R>,
+    batch_id: Result<Path<String>, PathRejection>,
+) -> Result<BatchAggregate, ApiError> {
+    let batch_id = path_id(batch_id, ApiError::InvalidBatchId)?;
+    state
+        .reader
+        .get_batch(&batch_id)
+        .await?
+        .ok_or(ApiError::BatchNotFound)
+}
+
 /// Status of one batch with its essays (ras-behaviour §8.3/§8.4).
 #[utoipa::path(
     get,
@@ -83,12 +97,7 @@ pub async fn get_batch_status<R: BatchReader + 'static>(
     State(state): State<ApiState<R>>,
     batch_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let batch_id = path_id(batch_id, ApiError::InvalidBatchId)?;
-    let aggregate = state
-        .reader
-        .get_batch(&batch_id)
-        .await?
-        .ok_or(ApiError::BatchNotFound)?;
+    let aggregate = load_batch(&state, batch_id).await?;
     let body = batch_status(&aggregate).ok_or(ApiError::BatchNotFound)?;
     Ok(json_response(StatusCode::OK, &body, JsonStyle::Compact))
 }
@@ -208,12 +217,7 @@ pub async fn get_batch_assessments<R: BatchReader + 'static>(
     State(state): State<ApiState<R>>,
     batch_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let batch_id = path_id(batch_id, ApiError::InvalidBatchId)?;
-    let aggregate = state
-        .reader
-        .get_batch(&batch_id)
-        .await?
-        .ok_or(ApiError::BatchNotFound)?;
+    let aggregate = load_batch(&state, batch_id).await?;
     let body = batch_assessments(&aggregate).ok_or(ApiError::BatchNotFound)?;
     Ok(json_response(StatusCode::OK, &body, JsonStyle::Compact))
 }
