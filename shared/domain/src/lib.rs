@@ -4,6 +4,8 @@
 //! * [`model`] — the batch aggregate: batch root, essays, phase outcomes, CJ jobs.
 //! * [`rules`] — `apply(aggregate, event) -> Plan`: how each event changes state and what it emits.
 //! * [`projection`] — derived views: per-essay phase status, phase summaries, completion, notifications.
+//! * [`facts`] — what the projection reads: a stored aggregate, or the copy-on-write draft the
+//!   rules build.
 //! * [`plan`] — the state changes and outbox messages one event produces.
 //! * [`ports`] — the traits the functions are written against; adapters live in `ras-aws`.
 //! * [`service`] — the ingest use case over the ports: record → plan → atomic commit.
@@ -11,6 +13,7 @@
 //! No AWS SDK here: everything is pure and unit-tested with in-memory fakes.
 
 pub mod contracts;
+pub mod facts;
 pub mod ids;
 pub mod model;
 pub mod plan;

@@ -6,11 +6,38 @@ use crate::contracts::{
     BatchResultsReadyPayload, BatchStatus, EssayResultV1, NotificationPhaseResult, PhaseName,
     PhaseResultSummary, PhaseResults, ProcessingStage, Timestamp,
 };
-use crate::model::{BatchAggregate, CjJobRecord, DerivedBatch};
+use crate::facts::BatchFacts;
+use crate::model::{CjJobRecord, DerivedBatch};
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 
 /// Phases that have per-essay results of their own (and therefore a result we wait for).
 const RESULT_PHASES: [PhaseName; 2] = [PhaseName::Spellcheck, PhaseName::CjAssessment];
+
+/// What most views start from — the attached essays, the phases that ran and whether the
+/// essays are complete — computed once per derivation instead of once per view.
+struct Shape<'a> {
+    essays: BTreeSet<&'a str>,
+    phases: BTreeSet<PhaseName>,
+    complete: OnceCell<bool>,
+}
+
+impl<'a> Shape<'a> {
+    fn of<F: BatchFacts>(agg: &'a F) -> Self {
+        Shape {
+            essays: attached_essays(agg),
+            phases: phases_ran(agg),
+            complete: OnceCell::new(),
+        }
+    }
+
+    /// [`essays_complete`], computed at most once.
+    fn essays_complete(&self, agg: &impl BatchFacts) -> bool {
+        *self
+            .complete
+            .get_or_init(|| essays_complete_in(agg, &self.essays, &self.phases))
+    }
+}
 
 /// The latest CJ result of one essay, with the job it came from.
 #[derive(Clone, Copy, Debug)]
@@ -21,13 +48,13 @@ pub struct EssayCjResult<'a> {
 
 /// Essays attached to the batch: named by a slot assignment, a spellcheck result, a phase
 /// outcome or (non-anchor) in a CJ result for this batch. Sorted by id.
-pub fn attached_essays(agg: &BatchAggregate) -> BTreeSet<&str> {
-    let mut ids: BTreeSet<&str> = agg.essays.keys().map(String::as_str).collect();
-    for outcome in agg.phases.values() {
+pub fn attached_essays(agg: &impl BatchFacts) -> BTreeSet<&str> {
+    let mut ids: BTreeSet<&str> = agg.essays().map(|(id, _)| id).collect();
+    for (_, outcome) in agg.phases() {
         ids.extend(outcome.processed_essay_ids.iter().map(String::as_str));
         ids.extend(outcome.failed_essay_ids.iter().map(String::as_str));
     }
-    for job in agg.cj_jobs.values() {
+    for (_, job) in agg.cj_jobs() {
         ids.extend(
             job.result
                 .essay_results
@@ -40,10 +67,9 @@ pub fn attached_essays(agg: &BatchAggregate) -> BTreeSet<&str> {
 }
 
 /// The student result of `essay_id` in the most recent CJ job (by assessed_at, then job id).
-pub fn cj_result_of<'a>(agg: &'a BatchAggregate, essay_id: &str) -> Option<EssayCjResult<'a>> {
-    agg.cj_jobs
-        .values()
-        .filter_map(|job| {
+pub fn cj_result_of<'a>(agg: &'a impl BatchFacts, essay_id: &str) -> Option<EssayCjResult<'a>> {
+    agg.cj_jobs()
+        .filter_map(|(_, job)| {
             job.result
                 .essay_results
                 .iter()
@@ -57,16 +83,15 @@ pub fn cj_result_of<'a>(agg: &'a BatchAggregate, essay_id: &str) -> Option<Essay
 
 /// An essay's status in one phase, merging its own result with ELS's phase outcome.
 pub fn essay_phase_stage(
-    agg: &BatchAggregate,
+    agg: &impl BatchFacts,
     essay_id: &str,
     phase: PhaseName,
 ) -> Option<ProcessingStage> {
-    let outcome_stage = agg.phases.get(&phase).and_then(|o| o.stage_of(essay_id));
+    let outcome_stage = agg.phase(phase).and_then(|o| o.stage_of(essay_id));
     match phase {
         PhaseName::Spellcheck => {
             let own = agg
-                .essays
-                .get(essay_id)
+                .essay(essay_id)
                 .and_then(|e| e.spellcheck.as_ref())
                 .map(|s| s.stage);
             match own {
@@ -86,15 +111,15 @@ pub fn essay_phase_stage(
 }
 
 /// Phases that ran for the batch: reported by ELS, evidenced by results, or listed by BOS.
-pub fn phases_ran(agg: &BatchAggregate) -> BTreeSet<PhaseName> {
-    let mut phases: BTreeSet<PhaseName> = agg.phases.keys().copied().collect();
-    if agg.essays.values().any(|e| e.spellcheck.is_some()) {
+pub fn phases_ran(agg: &impl BatchFacts) -> BTreeSet<PhaseName> {
+    let mut phases: BTreeSet<PhaseName> = agg.phases().map(|(p, _)| p).collect();
+    if agg.essays().any(|(_, e)| e.spellcheck.is_some()) {
         phases.insert(PhaseName::Spellcheck);
     }
-    if !agg.cj_jobs.is_empty() {
+    if agg.has_cj_jobs() {
         phases.insert(PhaseName::CjAssessment);
     }
-    if let Some(pc) = &agg.root.pipeline_completion {
+    if let Some(pc) = &agg.root().pipeline_completion {
         phases.extend(
             pc.completed_phases
                 .iter()
@@ -105,25 +130,24 @@ pub fn phases_ran(agg: &BatchAggregate) -> BTreeSet<PhaseName> {
 }
 
 /// When a phase finished: ELS's outcome time, else the latest result time of the phase.
-pub fn phase_completed_at(agg: &BatchAggregate, phase: PhaseName) -> Option<Timestamp> {
-    if let Some(outcome) = agg.phases.get(&phase) {
+pub fn phase_completed_at(agg: &impl BatchFacts, phase: PhaseName) -> Option<Timestamp> {
+    if let Some(outcome) = agg.phase(phase) {
         return Some(outcome.provenance.occurred_at);
     }
     match phase {
         PhaseName::Spellcheck => agg
-            .essays
-            .values()
-            .filter_map(|e| e.spellcheck.as_ref())
+            .essays()
+            .filter_map(|(_, e)| e.spellcheck.as_ref())
             .filter(|s| s.stage.is_terminal())
             .map(|s| s.provenance.occurred_at)
             .max(),
-        PhaseName::CjAssessment => agg.cj_jobs.values().map(|j| j.assessed_at()).max(),
+        PhaseName::CjAssessment => agg.cj_jobs().map(|(_, j)| j.assessed_at()).max(),
         _ => None,
     }
 }
 
 fn essay_failed_somewhere(
-    agg: &BatchAggregate,
+    agg: &impl BatchFacts,
     essay_id: &str,
     phases: &BTreeSet<PhaseName>,
 ) -> bool {
@@ -133,14 +157,18 @@ fn essay_failed_somewhere(
 }
 
 /// Per-phase counts over the attached essays, for the phases that ran, in pipeline order.
-pub fn phase_summaries(agg: &BatchAggregate) -> PhaseResults {
-    let essays = attached_essays(agg);
-    let started = agg.root.processing_started_at;
-    let summaries = phases_ran(agg)
-        .into_iter()
-        .map(|phase| {
+pub fn phase_summaries(agg: &impl BatchFacts) -> PhaseResults {
+    phase_summaries_in(agg, &Shape::of(agg))
+}
+
+fn phase_summaries_in(agg: &impl BatchFacts, shape: &Shape<'_>) -> PhaseResults {
+    let started = agg.root().processing_started_at;
+    let summaries = shape
+        .phases
+        .iter()
+        .map(|&phase| {
             let (mut completed, mut failed) = (0i64, 0i64);
-            for id in &essays {
+            for id in &shape.essays {
                 match essay_phase_stage(agg, id, phase) {
                     Some(ProcessingStage::Completed) => completed += 1,
                     Some(ProcessingStage::Failed) => failed += 1,
@@ -174,21 +202,26 @@ pub fn phase_summaries(agg: &BatchAggregate) -> PhaseResults {
 /// reports as processed by spellcheck or CJ has its result stored; and CJ assessment — the last
 /// phase of every results pipeline — ran. Spellcheck-only pipelines complete by BOS's
 /// pipeline-completed (first clause). See docs/deviations.md.
-pub fn essays_complete(agg: &BatchAggregate) -> bool {
-    let essays = attached_essays(agg);
-    let phases = phases_ran(agg);
+pub fn essays_complete(agg: &impl BatchFacts) -> bool {
+    Shape::of(agg).essays_complete(agg)
+}
+
+fn essays_complete_in(
+    agg: &impl BatchFacts,
+    essays: &BTreeSet<&str>,
+    phases: &BTreeSet<PhaseName>,
+) -> bool {
     if essays.is_empty() || !phases.contains(&PhaseName::CjAssessment) {
         return false;
     }
-    for phase in &phases {
-        let Some(outcome) = agg.phases.get(phase) else {
+    for phase in phases {
+        let Some(outcome) = agg.phase(*phase) else {
             return false;
         };
         if RESULT_PHASES.contains(phase) {
             let result_missing = outcome.processed_essay_ids.iter().any(|id| match phase {
                 PhaseName::Spellcheck => agg
-                    .essays
-                    .get(id)
+                    .essay(id)
                     .and_then(|e| e.spellcheck.as_ref())
                     .is_none_or(|s| !s.stage.is_terminal()),
                 _ => cj_result_of(agg, id).is_none(),
@@ -197,9 +230,9 @@ pub fn essays_complete(agg: &BatchAggregate) -> bool {
                 return false;
             }
         }
-        for id in &essays {
+        for id in essays {
             let terminal = essay_phase_stage(agg, id, *phase).is_some_and(|s| s.is_terminal());
-            if !terminal && !essay_failed_somewhere(agg, id, &phases) {
+            if !terminal && !essay_failed_somewhere(agg, id, phases) {
                 return false;
             }
         }
@@ -208,21 +241,29 @@ pub fn essays_complete(agg: &BatchAggregate) -> bool {
 }
 
 /// A batch is complete when BOS reported its pipeline completed, or by [`essays_complete`].
-pub fn is_complete(agg: &BatchAggregate) -> bool {
-    agg.root.pipeline_completion.is_some() || essays_complete(agg)
+pub fn is_complete(agg: &impl BatchFacts) -> bool {
+    agg.root().pipeline_completion.is_some() || essays_complete(agg)
 }
 
 /// When the batch finished: BOS's completion time, else the last phase's completion time.
-pub fn completion_time(agg: &BatchAggregate) -> Option<Timestamp> {
-    if let Some(pc) = &agg.root.pipeline_completion {
+pub fn completion_time(agg: &impl BatchFacts) -> Option<Timestamp> {
+    if let Some(pc) = &agg.root().pipeline_completion {
         return Some(pc.provenance.occurred_at);
     }
-    if agg.root.results_ready.is_none() && !essays_complete(agg) {
+    completion_time_in(agg, &Shape::of(agg))
+}
+
+fn completion_time_in(agg: &impl BatchFacts, shape: &Shape<'_>) -> Option<Timestamp> {
+    if let Some(pc) = &agg.root().pipeline_completion {
+        return Some(pc.provenance.occurred_at);
+    }
+    if agg.root().results_ready.is_none() && !shape.essays_complete(agg) {
         return None;
     }
-    phases_ran(agg)
-        .into_iter()
-        .filter_map(|p| phase_completed_at(agg, p))
+    shape
+        .phases
+        .iter()
+        .filter_map(|p| phase_completed_at(agg, *p))
         .max()
 }
 
@@ -238,26 +279,34 @@ fn status_from_counts(summaries: &PhaseResults) -> BatchStatus {
 /// authoritative; otherwise the first terminal state by event time (critical phase failure or
 /// completion) holds; otherwise processing once any phase signal arrived; otherwise awaiting
 /// content validation. `None` for a batch not registered yet.
-pub fn overall_status(agg: &BatchAggregate) -> Option<BatchStatus> {
-    agg.root.registration.as_ref()?;
-    if let Some(pc) = &agg.root.pipeline_completion {
+pub fn overall_status(agg: &impl BatchFacts) -> Option<BatchStatus> {
+    agg.root().registration.as_ref()?;
+    if let Some(pc) = &agg.root().pipeline_completion {
         return Some(pc.final_status);
     }
-    let completed_at = if agg.root.results_ready.is_some() || essays_complete(agg) {
-        completion_time(agg)
+    overall_status_in(agg, &Shape::of(agg))
+}
+
+fn overall_status_in(agg: &impl BatchFacts, shape: &Shape<'_>) -> Option<BatchStatus> {
+    agg.root().registration.as_ref()?;
+    if let Some(pc) = &agg.root().pipeline_completion {
+        return Some(pc.final_status);
+    }
+    let completed_at = if agg.root().results_ready.is_some() || shape.essays_complete(agg) {
+        completion_time_in(agg, shape)
     } else {
         None
     };
     let failure_at = agg
-        .root
+        .root()
         .critical_failure
         .as_ref()
         .map(|f| f.provenance.occurred_at);
     match (completed_at, failure_at) {
         (Some(done), Some(failed)) if failed < done => Some(BatchStatus::FailedCritically),
-        (Some(_), _) => Some(status_from_counts(&phase_summaries(agg))),
+        (Some(_), _) => Some(status_from_counts(&phase_summaries_in(agg, shape))),
         (None, Some(_)) => Some(BatchStatus::FailedCritically),
-        (None, None) if agg.root.processing_started_at.is_some() => {
+        (None, None) if agg.root().processing_started_at.is_some() => {
             Some(BatchStatus::ProcessingPipelines)
         }
         (None, None) => Some(BatchStatus::AwaitingContentValidation),
@@ -265,24 +314,28 @@ pub fn overall_status(agg: &BatchAggregate) -> Option<BatchStatus> {
 }
 
 /// The values stored on the batch root for queries.
-pub fn derive_batch(agg: &BatchAggregate) -> DerivedBatch {
-    let (completed, failed) = match &agg.root.pipeline_completion {
+pub fn derive_batch(agg: &impl BatchFacts) -> DerivedBatch {
+    let shape = Shape::of(agg);
+    let (completed, failed) = match &agg.root().pipeline_completion {
         Some(pc) => (pc.successful_essay_count, pc.failed_essay_count),
         None => {
-            let phases = phases_ran(agg);
             let (mut completed, mut failed) = (0, 0);
-            for id in attached_essays(agg) {
-                let stages: Vec<_> = phases
-                    .iter()
-                    .map(|p| essay_phase_stage(agg, id, *p))
-                    .collect();
-                if stages.contains(&Some(ProcessingStage::Failed)) {
+            for id in &shape.essays {
+                // Failed in any phase that ran; else completed when completed in all of them.
+                let (mut any_failed, mut all_completed) = (false, !shape.phases.is_empty());
+                for phase in &shape.phases {
+                    match essay_phase_stage(agg, id, *phase) {
+                        Some(ProcessingStage::Failed) => {
+                            any_failed = true;
+                            break;
+                        }
+                        Some(ProcessingStage::Completed) => {}
+                        _ => all_completed = false,
+                    }
+                }
+                if any_failed {
                     failed += 1;
-                } else if !stages.is_empty()
-                    && stages
-                        .iter()
-                        .all(|s| *s == Some(ProcessingStage::Completed))
-                {
+                } else if all_completed {
                     completed += 1;
                 }
             }
@@ -291,24 +344,24 @@ pub fn derive_batch(agg: &BatchAggregate) -> DerivedBatch {
     };
     // First assignment id by assessment time wins (the reference keeps the first write).
     let assignment_id = agg
-        .cj_jobs
-        .values()
+        .cj_jobs()
+        .map(|(_, j)| j)
         .filter(|j| j.result.assignment_id.is_some())
         .min_by(|a, b| (a.assessed_at(), &a.job_id).cmp(&(b.assessed_at(), &b.job_id)))
         .and_then(|j| j.result.assignment_id.clone());
     DerivedBatch {
-        overall_status: overall_status(agg),
+        overall_status: overall_status_in(agg, &shape),
         completed_essay_count: completed,
         failed_essay_count: failed,
         assignment_id,
-        processing_completed_at: completion_time(agg),
+        processing_completed_at: completion_time_in(agg, &shape),
     }
 }
 
 /// `current_phase` of the status API: while processing, the first phase (pipeline order) in
 /// which some attached essay is not terminal yet.
-pub fn current_phase(agg: &BatchAggregate) -> Option<PhaseName> {
-    if agg.root.derived.overall_status != Some(BatchStatus::ProcessingPipelines) {
+pub fn current_phase(agg: &impl BatchFacts) -> Option<PhaseName> {
+    if agg.root().derived.overall_status != Some(BatchStatus::ProcessingPipelines) {
         return None;
     }
     let essays = attached_essays(agg);
@@ -331,33 +384,35 @@ pub struct ResultsReadyFigures {
     pub processing_duration_seconds: f64,
 }
 
-pub fn results_ready_figures(agg: &BatchAggregate) -> ResultsReadyFigures {
-    let essays = attached_essays(agg);
-    let phases = phases_ran(agg);
-    let completed_essays = essays
+pub fn results_ready_figures(agg: &impl BatchFacts) -> ResultsReadyFigures {
+    let shape = Shape::of(agg);
+    let completed_essays = shape
+        .essays
         .iter()
         .filter(|id| {
-            phases
+            shape
+                .phases
                 .iter()
                 .any(|p| essay_phase_stage(agg, id, *p) == Some(ProcessingStage::Completed))
         })
         .count() as i64;
-    let phase_results = phase_summaries(agg);
-    let overall_status = match &agg.root.pipeline_completion {
+    let phase_results = phase_summaries_in(agg, &shape);
+    let completed_at = completion_time_in(agg, &shape);
+    let overall_status = match &agg.root().pipeline_completion {
         Some(pc) => pc.final_status,
-        None => match (&agg.root.critical_failure, completion_time(agg)) {
+        None => match (&agg.root().critical_failure, completed_at) {
             (Some(f), Some(done)) if f.provenance.occurred_at < done => {
                 BatchStatus::FailedCritically
             }
             _ => status_from_counts(&phase_results),
         },
     };
-    let processing_duration_seconds = match (agg.root.processing_started_at, completion_time(agg)) {
+    let processing_duration_seconds = match (agg.root().processing_started_at, completed_at) {
         (Some(start), Some(done)) => done.seconds_since(&start).max(0.0),
         _ => 0.0,
     };
     ResultsReadyFigures {
-        total_essays: essays.len() as i64,
+        total_essays: shape.essays.len() as i64,
         completed_essays,
         phase_results,
         overall_status,

@@ -15,9 +15,10 @@ use crate::contracts::{
     PhaseName, PublishedTopic, RankingSummaryEntry, SystemProcessingMetadata,
     TeacherNotificationRequestedV1, Timestamp, WebSocketEventCategory, SOURCE_SERVICE,
 };
+use crate::facts::Draft;
 use crate::ids;
 use crate::model::*;
-use crate::plan::{OutboxMessage, Plan, StateChange};
+use crate::plan::{OutboxMessage, Plan};
 use crate::projection;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -88,7 +89,8 @@ pub fn apply(
             aggregate: agg.batch_id().to_string(),
         });
     }
-    let mut next = agg.clone();
+    // Copy on write: only the root and the records this event touches are copied.
+    let mut next = Draft::new(agg);
     let facts_changed = match payload {
         InboundPayload::BatchRegistered(e) => record_registration(&mut next, e, ctx),
         InboundPayload::EssaySlotAssigned(e) => record_slot(&mut next, e, ctx),
@@ -110,32 +112,12 @@ pub fn apply(
         *start = Some(start.map_or(ctx.occurred_at, |s| s.min(ctx.occurred_at)));
     }
     next.root.updated_at = next.root.updated_at.max(Some(ctx.occurred_at));
-    if !facts_changed && next.root == agg.root && next.essays == agg.essays {
+    if !facts_changed && next.root == agg.root && next.essays.is_unchanged() {
         return Ok(Plan::default());
     }
     let outbox = emit_due_events(&mut next, ctx)?;
     next.root.derived = projection::derive_batch(&next);
-    Ok(diff(agg, next, outbox))
-}
-
-fn diff(before: &BatchAggregate, after: BatchAggregate, outbox: Vec<OutboxMessage>) -> Plan {
-    let mut changes = vec![StateChange::Root(after.root)];
-    for (id, essay) in after.essays {
-        if before.essays.get(&id) != Some(&essay) {
-            changes.push(StateChange::Essay(essay));
-        }
-    }
-    for (phase, outcome) in after.phases {
-        if before.phases.get(&phase) != Some(&outcome) {
-            changes.push(StateChange::Phase(outcome));
-        }
-    }
-    for (id, job) in after.cj_jobs {
-        if before.cj_jobs.get(&id) != Some(&job) {
-            changes.push(StateChange::CjJob(job));
-        }
-    }
-    Plan { changes, outbox }
+    Ok(next.into_plan(outbox))
 }
 
 /// Replace `slot` with `candidate` when `better(candidate, current)`; true when it changed.
@@ -154,26 +136,24 @@ fn merge<T: PartialEq>(
     replace
 }
 
-fn essay_entry<'a>(
-    agg: &'a mut BatchAggregate,
+fn essay_entry<'d>(
+    agg: &'d mut Draft<'_>,
     essay_id: &str,
     ctx: &RecordContext,
-) -> &'a mut EssayRecord {
+) -> &'d mut EssayRecord {
     let batch_id = agg.root.batch_id.clone();
-    agg.essays
-        .entry(essay_id.to_string())
-        .or_insert_with(|| EssayRecord {
-            essay_id: essay_id.to_string(),
-            batch_id,
-            slot: None,
-            spellcheck: None,
-            updated_at: ctx.occurred_at,
-        })
+    agg.essays.get_or_insert_with(essay_id, || EssayRecord {
+        essay_id: essay_id.to_string(),
+        batch_id,
+        slot: None,
+        spellcheck: None,
+        updated_at: ctx.occurred_at,
+    })
 }
 
 /// Earliest registration wins (the reference keeps the first insert and drops replays).
 fn record_registration(
-    agg: &mut BatchAggregate,
+    agg: &mut Draft<'_>,
     e: &BatchEssaysRegistered,
     ctx: &RecordContext,
 ) -> bool {
@@ -197,7 +177,7 @@ fn record_registration(
 }
 
 /// Slot assignment attaches the essay to the batch the event names (SPEC §3.4); latest wins.
-fn record_slot(agg: &mut BatchAggregate, e: &EssaySlotAssignedV1, ctx: &RecordContext) -> bool {
+fn record_slot(agg: &mut Draft<'_>, e: &EssaySlotAssignedV1, ctx: &RecordContext) -> bool {
     let candidate = SlotAssignment {
         file_upload_id: e.file_upload_id.clone(),
         text_storage_id: e.text_storage_id.clone(),
@@ -213,7 +193,7 @@ fn record_slot(agg: &mut BatchAggregate, e: &EssaySlotAssignedV1, ctx: &RecordCo
 }
 
 fn record_phase_outcome(
-    agg: &mut BatchAggregate,
+    agg: &mut Draft<'_>,
     e: &ElsBatchPhaseOutcomeV1,
     ctx: &RecordContext,
 ) -> bool {
@@ -229,9 +209,9 @@ fn record_phase_outcome(
         correlation_id: ctx.correlation_id,
         provenance: ctx.provenance(),
     };
-    let mut slot = agg.phases.remove(&e.phase_name);
+    let mut slot = agg.phases.get(&e.phase_name).cloned();
     let mut changed = merge(&mut slot, candidate, |c, cur| c.provenance > cur.provenance);
-    if let Some(outcome) = slot {
+    if let (true, Some(outcome)) = (changed, slot) {
         agg.phases.insert(e.phase_name, outcome);
     }
     if e.phase_status == BatchStatus::FailedCritically {
@@ -267,11 +247,7 @@ fn critical_failure_detail(batch_id: &str, phase: PhaseName, ctx: &RecordContext
 }
 
 /// A terminal result beats an in-progress one; among equals the latest wins.
-fn record_spellcheck(
-    agg: &mut BatchAggregate,
-    e: &SpellcheckResultV1,
-    ctx: &RecordContext,
-) -> bool {
+fn record_spellcheck(agg: &mut Draft<'_>, e: &SpellcheckResultV1, ctx: &RecordContext) -> bool {
     let essay_id = e.entity_id.clone().unwrap_or_default();
     let stage = e.status.spellcheck_stage();
     let error_detail = (stage == crate::contracts::ProcessingStage::Failed
@@ -329,12 +305,8 @@ fn spellcheck_error_detail(
 }
 
 /// The whole CJ result is kept (SPEC §3.9); a re-published job with other content: latest wins.
-fn record_assessment(
-    agg: &mut BatchAggregate,
-    e: &AssessmentResultV1,
-    ctx: &RecordContext,
-) -> bool {
-    let existing = agg.cj_jobs.remove(&e.cj_assessment_job_id);
+fn record_assessment(agg: &mut Draft<'_>, e: &AssessmentResultV1, ctx: &RecordContext) -> bool {
+    let existing = agg.cj_jobs.get(&e.cj_assessment_job_id).cloned();
     let emitted = existing
         .as_ref()
         .and_then(|j| j.assessment_completed.clone());
@@ -348,7 +320,7 @@ fn record_assessment(
     };
     let mut slot = existing;
     let changed = merge(&mut slot, candidate, |c, cur| c.provenance > cur.provenance);
-    if let Some(job) = slot {
+    if let (true, Some(job)) = (changed, slot) {
         agg.cj_jobs.insert(job.job_id.clone(), job);
     }
     changed
@@ -356,7 +328,7 @@ fn record_assessment(
 
 /// BOS is authoritative about the pipeline; its latest report wins.
 fn record_pipeline_completed(
-    agg: &mut BatchAggregate,
+    agg: &mut Draft<'_>,
     e: &BatchPipelineCompletedV1,
     ctx: &RecordContext,
 ) -> bool {
@@ -377,7 +349,7 @@ fn record_pipeline_completed(
 /// Events that became due with this change, each recorded on the aggregate so it is never
 /// emitted again. Nothing is emitted before registration (the owner is unknown until then).
 fn emit_due_events(
-    agg: &mut BatchAggregate,
+    agg: &mut Draft<'_>,
     ctx: &RecordContext,
 ) -> Result<Vec<OutboxMessage>, RuleError> {
     let Some(registration) = agg.root.registration.clone() else {
@@ -392,7 +364,9 @@ fn emit_due_events(
         .map(|(id, _)| id.clone())
         .collect();
     for job_id in job_ids {
-        let job = &agg.cj_jobs[&job_id];
+        let Some(job) = agg.cj_jobs.get(&job_id) else {
+            continue;
+        };
         let event_id = ids::assessment_completed_event_id(&batch_id, &job_id);
         let event = assessment_completed_event(&batch_id, &registration.user_id, job, ctx.now);
         let payload =
