@@ -1,0 +1,26 @@
+//! `ras-local`: the whole Result Aggregator pipeline on the local AWS-API server (moto), with
+//! the functions' real handlers. See `docs/local.md`.
+//!
+//! * [`scenario`] — the Kafka-shaped scenario files (`events/scenarios/demo.json` built in).
+//! * [`msk`] — Kafka records wrapped as Lambda's MSK event.
+//! * [`pipeline`] — [`run_pipeline`]: ingest → outbox stream → relay → summary, as a
+//!   [`PipelineReport`].
+//! * [`stream`] — the outbox table's stream read with the DynamoDB Streams API, wrapped as the
+//!   Lambda DynamoDB stream event.
+//! * [`counter`] — SDK requests counted on the wire.
+//! * [`resources`] — private copies of the tables and queues of `infra/resources.json`.
+//! * [`serve`] — the query API over the same tables, and `curl` examples.
+//! * [`summary`] — the report as text.
+
+pub mod counter;
+pub mod msk;
+pub mod pipeline;
+pub mod resources;
+pub mod scenario;
+pub mod serve;
+pub mod stream;
+pub mod summary;
+
+pub use counter::RequestCounter;
+pub use pipeline::{run_pipeline, PipelineConfig, PipelineError, PipelineReport};
+pub use scenario::Scenario;

@@ -1,0 +1,1177 @@
+//! The whole pipeline on the local AWS-API server, with the functions' real handlers:
+//!
+//! 1. **ingest** — the scenario's records as MSK events (grouped by topic-partition, at most
+//!    `ingest_batch_size` records each) through `ingest::handler::process_event` on the
+//!    DynamoDB store and the SQS dead-letter queue; `batchItemFailures` are redelivered from
+//!    the failed offset, like Lambda (bounded);
+//! 2. **relay** — the outbox table's stream read with the DynamoDB Streams API, `INSERT`s only
+//!    (the template's filter), per shard in events of at most `relay_batch_size` records,
+//!    through `relay::Relay` with the SQS publisher; a reported checkpoint is re-sent from that
+//!    sequence number (bounded);
+//! 3. **summary** — each batch's status from the store (the API's projection), the messages on
+//!    the events and notifications queues and the dead letters (received and deleted, like a
+//!    consumer), and the requests counted on the wire.
+
+use crate::counter::RequestCounter;
+use crate::msk::{msk_event_json, try_kafka_event, MskRecord};
+use crate::resources::INGEST_DLQ_URL_ENV;
+use crate::scenario::Scenario;
+use crate::stream::{
+    is_insert, sequence_number, try_lambda_event, OutboxStream, ShardRecords, StreamError,
+};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use ingest::handler::{process_event, Deps, Disposition, HandlerSettings};
+use ras_aws::config::StoreConfig;
+use ras_aws::dead_letter::SqsDeadLetterQueue;
+use ras_aws::dynamo::DynamoStore;
+use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
+use ras_domain::contracts::Timestamp;
+use ras_domain::ports::{
+    AggregateStore, BatchReader, DeadLetter, DeadLetterSink, MessagePublisher,
+};
+use relay::breaker::{BreakerSettings, CircuitBreaker};
+use relay::clock::SystemClock;
+use relay::Relay;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL";
+
+/// Records per MSK event (the template's `BatchSize` is 100; smaller events show the
+/// per-invocation behaviour on a small scenario).
+pub const DEFAULT_INGEST_BATCH_SIZE: usize = 10;
+/// Records per stream event (the template's `BatchSize`).
+pub const DEFAULT_RELAY_BATCH_SIZE: usize = 100;
+/// Deliveries of one record or stream position before giving up (the first included).
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Config(String),
+    #[error("building the MSK event: {0}")]
+    Event(String),
+    #[error("outbox stream: {0}")]
+    Stream(#[from] StreamError),
+    #[error("relay: {0}")]
+    Relay(String),
+    #[error("{operation}: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+fn aws(operation: &'static str, err: impl std::error::Error) -> PipelineError {
+    PipelineError::Aws {
+        operation,
+        message: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(err)),
+    }
+}
+
+/// SDK configuration for the local AWS-API server of `AWS_ENDPOINT_URL` (required: this tool
+/// never talks to real AWS): static test credentials, region `AWS_REGION` (default
+/// `us-east-1`), the functions' timeouts.
+pub async fn local_sdk_config() -> Result<SdkConfig, PipelineError> {
+    let endpoint = std::env::var(ENDPOINT_ENV)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            PipelineError::Config(format!(
+                "{ENDPOINT_ENV} is not set: start the local AWS-API server and load its environment \
+                 (infra/local/start.sh && source infra/local/env.sh), or use scripts/run-local.sh"
+            ))
+        })?;
+    let region = std::env::var("AWS_REGION")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "us-east-1".to_string());
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "ras-local",
+        ))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await)
+}
+
+/// What to run, and where.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub sdk: SdkConfig,
+    pub tables: StoreConfig,
+    pub queues: QueueUrls,
+    pub ingest_dead_letter_queue: String,
+    pub scenario: Scenario,
+    pub ingest_batch_size: usize,
+    pub relay_batch_size: usize,
+    pub max_deliveries: u32,
+    pub ingest_settings: HandlerSettings,
+    /// A fixed wall clock for the ingest handler (published `event_timestamp`s); `None`: now.
+    pub clock: Option<Timestamp>,
+}
+
+impl PipelineConfig {
+    pub fn new(
+        sdk: SdkConfig,
+        tables: StoreConfig,
+        queues: QueueUrls,
+        ingest_dead_letter_queue: String,
+        scenario: Scenario,
+    ) -> Self {
+        PipelineConfig {
+            sdk,
+            tables,
+            queues,
+            ingest_dead_letter_queue,
+            scenario,
+            ingest_batch_size: DEFAULT_INGEST_BATCH_SIZE,
+            relay_batch_size: DEFAULT_RELAY_BATCH_SIZE,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            ingest_settings: HandlerSettings::default(),
+            clock: None,
+        }
+    }
+
+    /// Tables and queues from the environment `infra/local/env.sh` exports (`RAS_STATE_TABLE`,
+    /// `RAS_OUTBOX_TABLE`, `RAS_EVENTS_QUEUE_URL`, `RAS_NOTIFICATIONS_QUEUE_URL`,
+    /// `RAS_INGEST_DLQ_URL`) and the local SDK configuration.
+    pub async fn from_env(scenario: Scenario) -> Result<Self, PipelineError> {
+        let sdk = local_sdk_config().await?;
+        let queues = QueueUrls::from_env()
+            .map_err(|e| PipelineError::Config(format!("{e} (source infra/local/env.sh first)")))?;
+        let dead_letters = std::env::var(INGEST_DLQ_URL_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                PipelineError::Config(format!(
+                    "{INGEST_DLQ_URL_ENV} is not set (source infra/local/env.sh first)"
+                ))
+            })?;
+        Ok(Self::new(
+            sdk,
+            StoreConfig::from_env(),
+            queues,
+            dead_letters.trim().to_string(),
+            scenario,
+        ))
+    }
+}
+
+// ------------------------------------------------------------------ the report
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PipelineReport {
+    pub scenario: ScenarioInfo,
+    pub ingest: IngestStage,
+    pub relay: RelayStage,
+    pub batches: Vec<BatchSummary>,
+    /// Received from the events queue (`ras-events.fifo`), per group in order.
+    pub events: Vec<DeliveredMessage>,
+    /// Received from the notifications queue (`ras-notifications.fifo`), per group in order.
+    pub notifications: Vec<DeliveredMessage>,
+    /// Received from the ingest dead-letter queue, by topic, partition, offset.
+    pub dead_letters: Vec<DeadLetterSummary>,
+    pub requests: RequestReport,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioInfo {
+    pub origin: String,
+    pub description: Option<String>,
+    pub records: usize,
+    pub redeliveries: usize,
+    pub partitions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IngestStage {
+    pub invocations: Vec<IngestInvocation>,
+    /// Records left unfinished after `max_deliveries` (Lambda would hand them to the
+    /// on-failure destination): `<topic>-<partition>@<offset>`.
+    pub gave_up: Vec<String>,
+}
+
+impl IngestStage {
+    /// Every record result of every invocation.
+    pub fn records(&self) -> impl Iterator<Item = &RecordResult> {
+        self.invocations.iter().flat_map(|i| i.records.iter())
+    }
+
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.records().filter(|r| r.outcome == outcome).count()
+    }
+
+    /// Outbox items written (the messages the relay should publish).
+    pub fn outbox_items(&self) -> usize {
+        self.records().map(|r| r.published).sum()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IngestInvocation {
+    /// 1-based number of the invocation.
+    pub number: usize,
+    /// 1 for the first delivery of these records, 2.. for redeliveries after a failure.
+    pub delivery: u32,
+    /// `<topic>-<partition>` keys of the event.
+    pub partitions: Vec<String>,
+    pub records: Vec<RecordResult>,
+    /// `batchItemFailures`: `<topic>-<partition>@<offset>`.
+    pub batch_item_failures: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    DeadLettered,
+    Failed,
+    /// Not processed: after an earlier failure in its partition.
+    NotStarted,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::DeadLettered => "dead-lettered",
+            Outcome::Failed => "failed",
+            Outcome::NotStarted => "not started",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordResult {
+    pub topic: String,
+    pub partition: i64,
+    pub offset: i64,
+    pub outcome: Outcome,
+    pub batch_id: Option<String>,
+    /// Outbox items the record's commit wrote.
+    pub published: usize,
+    /// Error kind (dead letter) or reason (failure).
+    pub detail: Option<String>,
+    pub attempts: u32,
+    /// The scenario's `note` on the record.
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RelayStage {
+    pub invocations: Vec<RelayInvocation>,
+    /// `INSERT` records read from the stream (what the event filter lets through).
+    pub inserts: usize,
+    /// Other records the filter drops (`MODIFY`, `REMOVE`).
+    pub filtered_out: usize,
+    /// Event ids SQS acknowledged, in send order.
+    pub published: Vec<String>,
+    /// Sequence numbers left unsent after `max_deliveries`.
+    pub gave_up: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RelayInvocation {
+    pub number: usize,
+    pub delivery: u32,
+    pub shard_id: String,
+    pub records: usize,
+    pub published: usize,
+    /// The reported checkpoint (lowest unsent sequence number), if any.
+    pub checkpoint: Option<String>,
+    pub sqs_requests: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchSummary {
+    pub batch_id: String,
+    /// `false`: records arrived but no registration (yet); the API answers 404.
+    pub registered: bool,
+    pub user_id: Option<String>,
+    /// The API's `overall_status` (client status).
+    pub overall_status: Option<String>,
+    pub essay_count: i64,
+    pub completed_essay_count: i64,
+    pub failed_essay_count: i64,
+    pub current_phase: Option<String>,
+    pub cj_jobs: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveredMessage {
+    pub topic: String,
+    pub event_type: String,
+    /// `MessageGroupId`: the ordering key (batch id / teacher id).
+    pub group_id: String,
+    /// `MessageDeduplicationId` = the envelope's `event_id`.
+    pub event_id: String,
+    /// The notification's `payload.message`, or a one-line description of a domain event.
+    pub text: String,
+    pub body: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetterSummary {
+    pub topic: String,
+    pub partition: i64,
+    pub offset: i64,
+    pub error_kind: String,
+    pub error_message: String,
+    pub event_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RequestReport {
+    /// Records handed to the ingest handler (redeliveries included).
+    pub consumed_records: usize,
+    /// DynamoDB requests of the ingest handler, per operation.
+    pub ingest_dynamodb: BTreeMap<String, u64>,
+    /// SQS requests of the ingest handler (dead letters), per operation.
+    pub ingest_sqs: BTreeMap<String, u64>,
+    /// Messages SQS acknowledged to the relay.
+    pub published_events: usize,
+    /// SQS requests of the relay, per operation.
+    pub relay_sqs: BTreeMap<String, u64>,
+}
+
+impl RequestReport {
+    pub fn dynamodb_per_record(&self) -> f64 {
+        ratio(self.ingest_dynamodb.values().sum(), self.consumed_records)
+    }
+
+    pub fn sqs_per_event(&self) -> f64 {
+        ratio(self.relay_sqs.values().sum(), self.published_events)
+    }
+}
+
+fn ratio(n: u64, d: usize) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
+// ------------------------------------------------------------------ the run
+
+/// Run the whole pipeline once; see the module documentation.
+pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport, PipelineError> {
+    let dynamo = aws_sdk_dynamodb::Client::new(&config.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&config.sdk);
+
+    // Opened first: only what this run writes is relayed.
+    let mut stream = OutboxStream::open(
+        &dynamo,
+        aws_sdk_dynamodbstreams::Client::new(&config.sdk),
+        &config.tables.outbox_table,
+    )
+    .await?;
+
+    let ingest_dynamo = RequestCounter::default();
+    let ingest_sqs = RequestCounter::default();
+    let ingest = run_ingest(config, &ingest_dynamo, &ingest_sqs).await?;
+
+    let relay_sqs = RequestCounter::default();
+    let relay = run_relay(config, &mut stream, ingest.outbox_items(), &relay_sqs).await?;
+
+    let batches = summarise_batches(config, &dynamo, &ingest).await?;
+    let events = receive_messages(&sqs, &config.queues.events).await?;
+    let notifications = receive_messages(&sqs, &config.queues.notifications).await?;
+    let dead_letters = receive_dead_letters(&sqs, &config.ingest_dead_letter_queue).await?;
+
+    let requests = RequestReport {
+        consumed_records: ingest
+            .records()
+            .filter(|r| r.outcome != Outcome::NotStarted)
+            .count(),
+        ingest_dynamodb: ingest_dynamo.snapshot(),
+        ingest_sqs: ingest_sqs.snapshot(),
+        published_events: relay.published.len(),
+        relay_sqs: relay_sqs.snapshot(),
+    };
+    let scenario = &config.scenario;
+    Ok(PipelineReport {
+        scenario: ScenarioInfo {
+            origin: scenario.origin.clone(),
+            description: scenario.description.clone(),
+            records: scenario.records.len(),
+            redeliveries: scenario.records.iter().filter(|r| r.redelivery).count(),
+            partitions: scenario.partitions(),
+        },
+        ingest,
+        relay,
+        batches,
+        events,
+        notifications,
+        dead_letters,
+        requests,
+    })
+}
+
+async fn run_ingest(
+    config: &PipelineConfig,
+    dynamo_counter: &RequestCounter,
+    sqs_counter: &RequestCounter,
+) -> Result<IngestStage, PipelineError> {
+    let store = DynamoStore::new(
+        dynamo_counter.dynamo_client(&config.sdk),
+        config.tables.clone(),
+    );
+    let dead_letters = SqsDeadLetterQueue::new(
+        sqs_counter.sqs_client(&config.sdk),
+        config.ingest_dead_letter_queue.clone(),
+    );
+    let mut deps = Deps::new(store, dead_letters).with_settings(config.ingest_settings.clone());
+    if let Some(now) = config.clock {
+        deps = deps.with_clock(Arc::new(move || now));
+    }
+    let delivery = Delivery {
+        batch_size: config.ingest_batch_size,
+        max_deliveries: config.max_deliveries,
+        redelivery_delay: Duration::from_millis(200),
+    };
+    ingest_scenario(&deps, &config.scenario, &delivery).await
+}
+
+/// How records are delivered to a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Records per event.
+    pub batch_size: usize,
+    /// Deliveries of a failing partition, the first included.
+    pub max_deliveries: u32,
+    /// Pause before the n-th redelivery: n × this.
+    pub redelivery_delay: Duration,
+}
+
+/// Stage 1 over any store and dead-letter sink: the scenario as MSK events through
+/// `ingest::handler::process_event`, failed partitions redelivered from the failed offset.
+pub async fn ingest_scenario<S, D>(
+    deps: &Deps<S, D>,
+    scenario: &Scenario,
+    delivery_settings: &Delivery,
+) -> Result<IngestStage, PipelineError>
+where
+    S: AggregateStore,
+    D: DeadLetterSink,
+{
+    let mut stage = IngestStage::default();
+    for delivery in scenario.deliveries(delivery_settings.batch_size) {
+        // An event never holds a coordinate twice: its records' notes by coordinate.
+        let notes: HashMap<(String, i64, i64), String> = delivery
+            .iter()
+            .filter_map(|r| {
+                let note = r.note.clone()?;
+                Some(((r.topic.clone(), r.partition, r.offset), note))
+            })
+            .collect();
+        let note = |topic: &str, partition: i64, offset: i64| {
+            notes.get(&(topic.to_string(), partition, offset)).cloned()
+        };
+        let mut pending: Vec<MskRecord> = delivery.iter().map(|r| r.msk_record()).collect();
+        let mut attempt = 1;
+        loop {
+            let json = msk_event_json(&pending);
+            let event = try_kafka_event(&json).map_err(|e| PipelineError::Event(e.to_string()))?;
+            let report = process_event(deps, event, None).await;
+            let response = report.response();
+            let mut records: Vec<RecordResult> = report
+                .records()
+                .map(|r| {
+                    let (outcome, batch_id, published, detail) = match &r.disposition {
+                        Disposition::Applied {
+                            batch_id,
+                            published,
+                            ..
+                        } => (Outcome::Applied, Some(batch_id.clone()), *published, None),
+                        Disposition::Duplicate { batch_id, .. } => {
+                            (Outcome::Duplicate, Some(batch_id.clone()), 0, None)
+                        }
+                        Disposition::DeadLettered { error_kind } => {
+                            (Outcome::DeadLettered, None, 0, Some(error_kind.clone()))
+                        }
+                        Disposition::Failed { reason } => {
+                            (Outcome::Failed, None, 0, Some(reason.clone()))
+                        }
+                    };
+                    RecordResult {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                        offset: r.offset,
+                        outcome,
+                        batch_id,
+                        published,
+                        detail,
+                        attempts: r.attempts,
+                        note: note(&r.topic, r.partition, r.offset),
+                    }
+                })
+                .collect();
+            // Records after a partition's failure were never started.
+            let failed: HashMap<String, i64> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| {
+                    (
+                        f.item_identifier.partition.clone(),
+                        f.item_identifier.offset,
+                    )
+                })
+                .collect();
+            for record in &pending {
+                let key = record.partition_key();
+                if failed
+                    .get(&key)
+                    .is_some_and(|offset| record.offset > *offset)
+                {
+                    records.push(RecordResult {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                        offset: record.offset,
+                        outcome: Outcome::NotStarted,
+                        batch_id: None,
+                        published: 0,
+                        detail: None,
+                        attempts: 0,
+                        note: note(&record.topic, record.partition, record.offset),
+                    });
+                }
+            }
+            let mut partitions: Vec<String> = pending.iter().map(|r| r.partition_key()).collect();
+            partitions.sort();
+            partitions.dedup();
+            let mut failures: Vec<String> = failed
+                .iter()
+                .map(|(key, offset)| format!("{key}@{offset}"))
+                .collect();
+            failures.sort();
+            stage.invocations.push(IngestInvocation {
+                number: stage.invocations.len() + 1,
+                delivery: attempt,
+                partitions,
+                records,
+                batch_item_failures: failures.clone(),
+            });
+            if failed.is_empty() {
+                break;
+            }
+            // Lambda resumes each failed partition from its failed offset; the others are done.
+            pending.retain(|r| {
+                failed
+                    .get(&r.partition_key())
+                    .is_some_and(|offset| r.offset >= *offset)
+            });
+            if attempt >= delivery_settings.max_deliveries {
+                stage.gave_up.extend(
+                    pending
+                        .iter()
+                        .map(|r| format!("{}@{}", r.partition_key(), r.offset)),
+                );
+                break;
+            }
+            attempt += 1;
+            tokio::time::sleep(delivery_settings.redelivery_delay * attempt).await;
+        }
+    }
+    Ok(stage)
+}
+
+async fn run_relay(
+    config: &PipelineConfig,
+    stream: &mut OutboxStream,
+    expected_inserts: usize,
+    sqs_counter: &RequestCounter,
+) -> Result<RelayStage, PipelineError> {
+    let publisher = SqsPublisher::new(sqs_counter.sqs_client(&config.sdk), config.queues.clone());
+    let relay = Relay::new(
+        publisher,
+        Arc::new(CircuitBreaker::new(BreakerSettings::default())),
+        SystemClock,
+    );
+    let mut stage = RelayStage::default();
+    // The stream shows a commit at once on the local server; poll a little while for the
+    // inserts the ingest stage wrote, then relay whatever arrived.
+    let mut shards: Vec<(String, Vec<aws_sdk_dynamodbstreams::types::Record>)> = Vec::new();
+    for poll in 0..50 {
+        for shard in stream.read_new_by_shard().await? {
+            let (inserts, others): (Vec<_>, Vec<_>) =
+                shard.records.into_iter().partition(is_insert);
+            stage.filtered_out += others.len();
+            stage.inserts += inserts.len();
+            match shards.iter_mut().find(|(id, _)| *id == shard.shard_id) {
+                Some((_, records)) => records.extend(inserts),
+                None => shards.push((shard.shard_id, inserts)),
+            }
+        }
+        if stage.inserts >= expected_inserts && poll > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let delivery = Delivery {
+        batch_size: config.relay_batch_size,
+        max_deliveries: config.max_deliveries,
+        redelivery_delay: Duration::from_millis(200),
+    };
+    let shards = shards
+        .into_iter()
+        .map(|(shard_id, records)| ShardRecords { shard_id, records })
+        .collect();
+    relay_shards(&relay, shards, &stream.stream_arn, &delivery, &mut stage).await?;
+    Ok(stage)
+}
+
+/// Stage 2 over any publisher: the `INSERT` records of each shard, in stream events of at most
+/// `batch_size` records, through the relay; a reported checkpoint is re-sent from that
+/// sequence number, up to `max_deliveries` times.
+pub async fn relay_shards<P, C>(
+    relay: &Relay<P, C>,
+    shards: Vec<ShardRecords>,
+    stream_arn: &str,
+    delivery: &Delivery,
+    stage: &mut RelayStage,
+) -> Result<(), PipelineError>
+where
+    P: MessagePublisher,
+    C: relay::clock::Clock,
+{
+    for ShardRecords { shard_id, records } in shards {
+        for chunk in records.chunks(delivery.batch_size.max(1)) {
+            let mut pending: Vec<_> = chunk.to_vec();
+            let mut attempt = 1;
+            loop {
+                let event = try_lambda_event(&pending, stream_arn)?;
+                let outcome = relay
+                    .handle_event(event, None)
+                    .await
+                    .map_err(|e| PipelineError::Relay(e.to_string()))?;
+                stage.published.extend(outcome.published.iter().cloned());
+                stage.invocations.push(RelayInvocation {
+                    number: stage.invocations.len() + 1,
+                    delivery: attempt,
+                    shard_id: shard_id.clone(),
+                    records: pending.len(),
+                    published: outcome.published.len(),
+                    checkpoint: outcome.checkpoint.clone(),
+                    sqs_requests: outcome.sqs_requests,
+                });
+                let Some(checkpoint) = outcome.checkpoint else {
+                    break;
+                };
+                // Lambda checkpoints before the reported record and retries from it.
+                let from = pending
+                    .iter()
+                    .position(|r| sequence_number(r) == checkpoint)
+                    .ok_or_else(|| {
+                        PipelineError::Relay(format!(
+                            "checkpoint {checkpoint} is not a record of the event"
+                        ))
+                    })?;
+                pending.drain(..from);
+                if attempt >= delivery.max_deliveries {
+                    stage.gave_up.extend(pending.iter().map(sequence_number));
+                    break;
+                }
+                attempt += 1;
+                tokio::time::sleep(delivery.redelivery_delay * attempt).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn summarise_batches(
+    config: &PipelineConfig,
+    dynamo: &aws_sdk_dynamodb::Client,
+    ingest: &IngestStage,
+) -> Result<Vec<BatchSummary>, PipelineError> {
+    let store = DynamoStore::new(dynamo.clone(), config.tables.clone());
+    let mut ids: Vec<String> = Vec::new();
+    for id in ingest.records().filter_map(|r| r.batch_id.as_ref()) {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    let mut batches = Vec::with_capacity(ids.len());
+    for batch_id in ids {
+        let aggregate = store
+            .get_batch(&batch_id)
+            .await
+            .map_err(|e| PipelineError::Aws {
+                operation: "get_batch",
+                message: e.to_string(),
+            })?;
+        let summary = match aggregate
+            .as_ref()
+            .and_then(|agg| api::batch_status::batch_status(agg).map(|s| (agg, s)))
+        {
+            Some((agg, status)) => BatchSummary {
+                batch_id,
+                registered: true,
+                user_id: Some(status.user_id),
+                overall_status: Some(status.overall_status),
+                essay_count: status.essay_count,
+                completed_essay_count: status.completed_essay_count,
+                failed_essay_count: status.failed_essay_count,
+                current_phase: status.current_phase,
+                cj_jobs: agg.cj_jobs.keys().cloned().collect(),
+            },
+            None => BatchSummary {
+                batch_id,
+                registered: false,
+                user_id: None,
+                overall_status: None,
+                essay_count: 0,
+                completed_essay_count: 0,
+                failed_essay_count: 0,
+                current_phase: None,
+                cj_jobs: Vec::new(),
+            },
+        };
+        batches.push(summary);
+    }
+    Ok(batches)
+}
+
+/// Receive and delete every message of a queue.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>, PipelineError> {
+    let mut messages = Vec::new();
+    let mut empty_polls = 0;
+    while empty_polls < 2 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .visibility_timeout(60)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| aws("ReceiveMessage", e))?;
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            empty_polls += 1;
+            continue;
+        }
+        for m in &batch {
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| aws("DeleteMessage", e))?;
+            }
+        }
+        messages.extend(batch);
+    }
+    Ok(messages)
+}
+
+fn attribute(m: &Message, name: &str) -> String {
+    m.message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn system_attribute(m: &Message, name: MessageSystemAttributeName) -> String {
+    m.attributes()
+        .and_then(|a| a.get(&name))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A line for a message: the notification's text, or what a domain event says.
+fn describe(body: &Value) -> String {
+    let data = &body["data"];
+    if let Some(message) = data["payload"]["message"].as_str() {
+        return message.to_string();
+    }
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let name = text(&data["event_name"]).unwrap_or_else(|| "event".into());
+    let batch = text(&data["batch_id"]).unwrap_or_default();
+    match text(&data["assessment_job_id"]) {
+        Some(job) => format!(
+            "{name}: batch {batch}, CJ job {job}, {} ranked essays",
+            data["rankings_summary"].as_array().map_or(0, Vec::len)
+        ),
+        None => format!(
+            "{name}: batch {batch}, {}, {}/{} essays",
+            text(&data["overall_status"]).unwrap_or_default(),
+            data["completed_essays"],
+            data["total_essays"]
+        ),
+    }
+}
+
+async fn receive_messages(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<DeliveredMessage>, PipelineError> {
+    let mut messages: Vec<DeliveredMessage> = drain(sqs, url)
+        .await?
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m.body().unwrap_or_default())
+                .unwrap_or_else(|_| Value::String(m.body().unwrap_or_default().to_string()));
+            DeliveredMessage {
+                topic: attribute(m, ras_aws::sqs_publisher::ATTR_TOPIC),
+                event_type: attribute(m, ras_aws::sqs_publisher::ATTR_EVENT_TYPE),
+                group_id: system_attribute(m, MessageSystemAttributeName::MessageGroupId),
+                event_id: system_attribute(m, MessageSystemAttributeName::MessageDeduplicationId),
+                text: describe(&body),
+                body,
+            }
+        })
+        .collect();
+    // Stable: each group keeps its FIFO order.
+    messages.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    Ok(messages)
+}
+
+async fn receive_dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<DeadLetterSummary>, PipelineError> {
+    let mut letters: Vec<DeadLetterSummary> = drain(sqs, url)
+        .await?
+        .iter()
+        .map(|m| {
+            let text = m.body().unwrap_or_default();
+            match serde_json::from_str::<DeadLetter>(text) {
+                Ok(letter) => DeadLetterSummary {
+                    topic: letter.topic,
+                    partition: letter.partition,
+                    offset: letter.offset,
+                    error_kind: letter.error_kind,
+                    error_message: letter.error_message,
+                    event_key: letter.event_key,
+                },
+                Err(e) => DeadLetterSummary {
+                    topic: attribute(m, "topic"),
+                    partition: -1,
+                    offset: -1,
+                    error_kind: attribute(m, "error_kind"),
+                    error_message: format!("unreadable dead letter ({e}): {text}"),
+                    event_key: None,
+                },
+            }
+        })
+        .collect();
+    letters
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    Ok(letters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ingest::retry::RetryPolicy;
+    use ras_domain::model::BatchAggregate;
+    use ras_domain::plan::Plan;
+    use ras_domain::ports::{CommitOutcome, IdempotencyMarker, PublishError, StoreError};
+    use ras_domain::testing::events::{at_minute, event_id, registration, slot_assigned};
+    use ras_domain::testing::InMemoryStore;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    /// Fails commits number `fail_from..fail_until` (0-based), transiently.
+    struct Flaky {
+        inner: InMemoryStore,
+        commits: AtomicU32,
+        fail: std::ops::Range<u32>,
+    }
+
+    impl AggregateStore for Flaky {
+        async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
+            self.inner.load(batch_id).await
+        }
+
+        async fn commit(
+            &self,
+            marker: &IdempotencyMarker,
+            plan: &Plan,
+        ) -> Result<CommitOutcome, StoreError> {
+            let n = self.commits.fetch_add(1, Ordering::SeqCst);
+            if self.fail.contains(&n) {
+                return Err(StoreError::Transient(format!("injected failure {n}")));
+            }
+            self.inner.commit(marker, plan).await
+        }
+    }
+
+    #[derive(Default)]
+    struct Letters(Mutex<Vec<DeadLetter>>);
+
+    impl DeadLetterSink for Letters {
+        async fn send(&self, letter: &DeadLetter) -> Result<(), PublishError> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(letter.clone());
+            Ok(())
+        }
+    }
+
+    const REG: &str = "huleedu.batch.essays.registered.v1";
+    const SLOT: &str = "huleedu.els.essay.slot.assigned.v1";
+
+    /// A registration and three slot assignments, two of them on slot partition 0.
+    fn scenario() -> Scenario {
+        let at = at_minute(0.0);
+        let records = json!([
+            {"topic": REG, "value": registration(event_id(1), "b1", "t1", &["e1", "e2", "e3"], at).json()},
+            {"topic": SLOT, "partition": 0, "value": slot_assigned(event_id(2), "b1", "e1", at).json()},
+            {"topic": SLOT, "partition": 0, "value": slot_assigned(event_id(3), "b1", "e2", at).json()},
+            {"topic": SLOT, "partition": 1, "value": slot_assigned(event_id(4), "b1", "e3", at).json()},
+        ]);
+        Scenario::parse(&records.to_string(), "test").unwrap()
+    }
+
+    fn deps(fail: std::ops::Range<u32>) -> Deps<Flaky, Letters> {
+        let settings = HandlerSettings {
+            // One partition at a time, in key order: which commit fails is fixed.
+            partition_concurrency: 1,
+            retry: RetryPolicy {
+                max_attempts: 1,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+                budget: Duration::ZERO,
+            },
+            attempt_timeout: Duration::from_secs(5),
+            deadline_reserve: Duration::ZERO,
+        };
+        let store = Flaky {
+            inner: InMemoryStore::new(),
+            commits: AtomicU32::new(0),
+            fail,
+        };
+        Deps::new(store, Letters::default()).with_settings(settings)
+    }
+
+    fn delivery(max_deliveries: u32) -> Delivery {
+        Delivery {
+            batch_size: 10,
+            max_deliveries,
+            redelivery_delay: Duration::from_millis(1),
+        }
+    }
+
+    fn outcomes(inv: &IngestInvocation) -> Vec<(String, i64, Outcome)> {
+        inv.records
+            .iter()
+            .map(|r| (format!("{}-{}", r.topic, r.partition), r.offset, r.outcome))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_partition_is_redelivered_from_the_failed_offset() {
+        // Commit 1 (0-based) is the first slot of partition 0.
+        let deps = deps(1..2);
+        let stage = ingest_scenario(&deps, &scenario(), &delivery(5))
+            .await
+            .unwrap();
+        assert_eq!(stage.invocations.len(), 2, "{stage:?}");
+        let first = &stage.invocations[0];
+        let slot0 = format!("{SLOT}-0");
+        let slot1 = format!("{SLOT}-1");
+        assert_eq!(first.batch_item_failures, vec![format!("{slot0}@0")]);
+        let mut got = outcomes(first);
+        got.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        assert_eq!(
+            got,
+            vec![
+                (format!("{REG}-0"), 0, Outcome::Applied),
+                (slot0.clone(), 0, Outcome::Failed),
+                (slot0.clone(), 1, Outcome::NotStarted),
+                (slot1, 0, Outcome::Applied),
+            ]
+        );
+        let second = &stage.invocations[1];
+        assert_eq!(second.delivery, 2);
+        assert_eq!(second.partitions, vec![slot0.clone()]);
+        assert_eq!(
+            outcomes(second),
+            vec![
+                (slot0.clone(), 0, Outcome::Applied),
+                (slot0, 1, Outcome::Applied)
+            ]
+        );
+        assert!(second.batch_item_failures.is_empty());
+        assert!(stage.gave_up.is_empty());
+        assert_eq!(stage.count(Outcome::Applied), 4);
+        let essays = deps.store.inner.aggregate("b1").unwrap().essays.len();
+        assert_eq!(essays, 3);
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_bounded() {
+        let deps = deps(0..u32::MAX);
+        let stage = ingest_scenario(&deps, &scenario(), &delivery(3))
+            .await
+            .unwrap();
+        assert_eq!(stage.invocations.len(), 3);
+        assert_eq!(
+            stage
+                .invocations
+                .iter()
+                .map(|i| i.delivery)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            stage.gave_up,
+            vec![
+                format!("{REG}-0@0"),
+                format!("{SLOT}-0@0"),
+                format!("{SLOT}-0@1"),
+                format!("{SLOT}-1@0"),
+            ]
+        );
+        assert_eq!(stage.count(Outcome::Applied), 0);
+    }
+
+    fn stream_record(
+        item: &ras_aws::dynamo::OutboxItem,
+        seq: u64,
+    ) -> aws_sdk_dynamodbstreams::types::Record {
+        use aws_sdk_dynamodbstreams::types::{OperationType, Record, StreamRecord, StreamViewType};
+        let image = serde_dynamo::Item::from(item.to_item().unwrap());
+        Record::builder()
+            .event_id(format!("e{seq}"))
+            .event_name(OperationType::Insert)
+            .event_source("aws:dynamodb")
+            .aws_region("us-east-1")
+            .dynamodb(
+                StreamRecord::builder()
+                    .sequence_number(seq.to_string())
+                    .size_bytes(100)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .set_new_image(Some(image.into()))
+                    .build(),
+            )
+            .build()
+    }
+
+    /// Four outbox items (two ordering keys) as one shard's stream records, 100..=103.
+    fn shard() -> (ShardRecords, Vec<String>) {
+        use ras_domain::contracts::{PublishedTopic, Timestamp};
+        use ras_domain::plan::OutboxMessage;
+        let created = Timestamp::parse("2025-11-27T10:00:00Z").unwrap();
+        let mut ids = Vec::new();
+        let mut records = Vec::new();
+        for n in 0..4u64 {
+            let id = uuid::Uuid::from_u128(0x1000 + u128::from(n));
+            let (topic, key) = if n % 2 == 0 {
+                (PublishedTopic::BatchResultsReady, "b1")
+            } else {
+                (PublishedTopic::TeacherNotificationRequested, "t1")
+            };
+            let message = OutboxMessage {
+                event_id: id,
+                topic,
+                ordering_key: key.to_string(),
+                correlation_id: id,
+                created_at: created,
+                sequence: n as u32,
+                body: format!(r#"{{"event_id": "{id}"}}"#),
+            };
+            let item = ras_aws::dynamo::OutboxItem::from_message(&message, "b1");
+            records.push(stream_record(&item, 100 + n));
+            ids.push(id.to_string());
+        }
+        let shard = ShardRecords {
+            shard_id: "shard-1".into(),
+            records,
+        };
+        (shard, ids)
+    }
+
+    fn relay_with(
+        faults: relay::testing::Faults,
+    ) -> Relay<relay::testing::FaultyPublisher<relay::testing::InMemoryPublisher>, SystemClock>
+    {
+        Relay::new(
+            relay::testing::FaultyPublisher::new(relay::testing::InMemoryPublisher::new(), faults),
+            Arc::new(CircuitBreaker::new(BreakerSettings::default())),
+            SystemClock,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_relay_checkpoint_is_redelivered_from_that_sequence_number() {
+        let (shard, ids) = shard();
+        let relay = relay_with(relay::testing::Faults {
+            fail_first_calls: 1,
+            ..Default::default()
+        });
+        let mut stage = RelayStage::default();
+        relay_shards(&relay, vec![shard], "arn:stream", &delivery(5), &mut stage)
+            .await
+            .unwrap();
+        assert_eq!(stage.invocations.len(), 2, "{stage:?}");
+        let first = &stage.invocations[0];
+        let checkpoint = first.checkpoint.clone().unwrap();
+        assert!(first.published < 4);
+        let second = &stage.invocations[1];
+        assert_eq!(second.delivery, 2);
+        assert_eq!(
+            second.records,
+            (104 - checkpoint.parse::<usize>().unwrap()),
+            "re-sent from the checkpoint"
+        );
+        assert!(second.checkpoint.is_none());
+        let published: std::collections::BTreeSet<&String> = stage.published.iter().collect();
+        assert_eq!(published, ids.iter().collect());
+        let received: std::collections::BTreeSet<String> = relay
+            .publisher()
+            .inner()
+            .received()
+            .into_iter()
+            .map(|(_, m)| m.event_id)
+            .collect();
+        assert_eq!(received, ids.into_iter().collect());
+        assert!(stage.gave_up.is_empty());
+    }
+
+    #[tokio::test]
+    async fn relay_deliveries_are_bounded() {
+        let (shard, _) = shard();
+        let relay = relay_with(relay::testing::Faults {
+            fail_all_calls: true,
+            ..Default::default()
+        });
+        let mut stage = RelayStage::default();
+        relay_shards(&relay, vec![shard], "arn:stream", &delivery(3), &mut stage)
+            .await
+            .unwrap();
+        assert_eq!(stage.invocations.len(), 3);
+        assert!(stage.published.is_empty());
+        assert_eq!(stage.gave_up, vec!["100", "101", "102", "103"]);
+    }
+}
