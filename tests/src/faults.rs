@@ -1,14 +1,22 @@
 //! Failure injection around the ports: stores and dead-letter sinks that fail, lose responses
 //! or hang for their first N calls, then behave like the wrapped adapter.
+//!
+//! Besides those fixed budgets, every wrapper here can draw its faults from a shared, seeded
+//! [`Chaos`] injector (the reliability suite, `tests/tests/reliability.rs`): on each call,
+//! with the configured probabilities, an error, a timeout or a lost response.
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::Plan;
 use ras_domain::ports::{
     AggregateStore, CommitOutcome, DeadLetter, DeadLetterSink, IdempotencyMarker, PublishError,
     StoreError,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, SendResult};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Take one from a budget of faults; true when a fault is due.
@@ -16,6 +24,172 @@ fn take(budget: &AtomicU32) -> bool {
     budget
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
+}
+
+/// One kind of external call the functions make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Call {
+    /// `AggregateStore::load` (DynamoDB `Query`).
+    Load,
+    /// `AggregateStore::commit` (DynamoDB `TransactWriteItems`).
+    Commit,
+    /// `DeadLetterSink::send` (SQS `SendMessage` to the ingest dead-letter queue).
+    DeadLetter,
+    /// `MessagePublisher::send_batch` (SQS `SendMessageBatch` to a FIFO queue).
+    Publish,
+}
+
+/// What goes wrong with one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// The request fails before the service acts (throttling, 5xx, connection refused).
+    Error,
+    /// No answer within the caller's time: the call hangs for [`Chaos::hang`], then fails
+    /// with the transient error the adapters report for a timeout. Whether the service acted
+    /// before the answer got lost is drawn per call (never, for a `Load`).
+    Timeout,
+    /// The service acted, then the response was lost: the caller gets a transient error.
+    LostResponse,
+    /// `Publish` only: HTTP 200 with some entries failed (retryably), the others sent.
+    PartialFailure,
+}
+
+/// Probability of each fault per call (what is left up to 1 is success). `lost_response`
+/// does not apply to loads, `partial_failure` only to publishes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultRates {
+    pub error: f64,
+    pub timeout: f64,
+    pub lost_response: f64,
+    pub partial_failure: f64,
+}
+
+impl FaultRates {
+    pub const NONE: FaultRates = FaultRates {
+        error: 0.0,
+        timeout: 0.0,
+        lost_response: 0.0,
+        partial_failure: 0.0,
+    };
+}
+
+/// A seeded source of faults shared by the wrappers of one run: each call draws its fate
+/// from one random sequence, so a run on a single-threaded runtime is reproducible from the
+/// seed. [`Chaos::heal`] stops all faults (a run must drain once the faults stop).
+pub struct Chaos {
+    rng: Mutex<StdRng>,
+    rates: FaultRates,
+    hang: Duration,
+    enabled: AtomicBool,
+    injected: Mutex<BTreeMap<(Call, Fault), u32>>,
+}
+
+impl Chaos {
+    /// `hang`: how long a timed-out call takes; longer than any caller waits for one.
+    pub fn new(seed: u64, rates: FaultRates, hang: Duration) -> Self {
+        Chaos {
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            rates,
+            hang,
+            enabled: AtomicBool::new(true),
+            injected: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn rates(&self) -> FaultRates {
+        self.rates
+    }
+
+    pub fn hang(&self) -> Duration {
+        self.hang
+    }
+
+    /// Stop injecting faults.
+    pub fn heal(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        self.rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The fate of one call: `None` = it succeeds.
+    pub fn draw(&self, call: Call) -> Option<Fault> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let r = &self.rates;
+        let lost = if call == Call::Load {
+            0.0
+        } else {
+            r.lost_response
+        };
+        let partial = if call == Call::Publish {
+            r.partial_failure
+        } else {
+            0.0
+        };
+        let x: f64 = self.rng().random();
+        let fault = [
+            (Fault::Error, r.error),
+            (Fault::Timeout, r.timeout),
+            (Fault::LostResponse, lost),
+            (Fault::PartialFailure, partial),
+        ]
+        .into_iter()
+        .scan(0.0, |acc, (fault, p)| {
+            *acc += p;
+            Some((fault, *acc))
+        })
+        .find(|(_, upto)| x < *upto)
+        .map(|(fault, _)| fault);
+        if let Some(fault) = fault {
+            *self
+                .injected
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .entry((call, fault))
+                .or_default() += 1;
+        }
+        fault
+    }
+
+    /// A fair coin from the same sequence (e.g. did a timed-out request take effect?).
+    pub fn coin(&self) -> bool {
+        self.rng().random_bool(0.5)
+    }
+
+    /// Which of `n` entries fail in a partial failure: at least one, and when `n > 1` not all.
+    pub fn failing_entries(&self, n: usize) -> Vec<bool> {
+        let mut rng = self.rng();
+        if n <= 1 {
+            return vec![true; n];
+        }
+        let failing = rng.random_range(1..n);
+        let mut flags = vec![false; n];
+        for i in rand::seq::index::sample(&mut *rng, n, failing) {
+            flags[i] = true;
+        }
+        flags
+    }
+
+    /// Faults injected so far, per call and kind.
+    pub fn injected(&self) -> BTreeMap<(Call, Fault), u32> {
+        self.injected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn total_injected(&self) -> u32 {
+        self.injected().values().sum()
+    }
 }
 
 /// Wraps an [`AggregateStore`]; each kind of fault hits the first N matching calls.
@@ -26,7 +200,8 @@ fn take(budget: &AtomicU32) -> bool {
 ///   returned, as when the response of a successful `TransactWriteItems` is lost;
 /// * `hang_loads(n, d)`: the load sleeps `d` before doing its work (a slow or stuck request).
 ///
-/// `only_batch` restricts the faults to the calls for one batch.
+/// `only_batch` restricts the faults to the calls for one batch. With [`FlakyStore::with_chaos`]
+/// every call also draws a fault from a [`Chaos`] injector.
 pub struct FlakyStore<S> {
     inner: S,
     only_batch: Option<String>,
@@ -35,6 +210,7 @@ pub struct FlakyStore<S> {
     lost_commits: AtomicU32,
     hanging_loads: AtomicU32,
     hang_for: Duration,
+    chaos: Option<Arc<Chaos>>,
     loads: AtomicU32,
     commits: AtomicU32,
     injected: AtomicU32,
@@ -50,6 +226,7 @@ impl<S> FlakyStore<S> {
             lost_commits: AtomicU32::new(0),
             hanging_loads: AtomicU32::new(0),
             hang_for: Duration::ZERO,
+            chaos: None,
             loads: AtomicU32::new(0),
             commits: AtomicU32::new(0),
             injected: AtomicU32::new(0),
@@ -82,7 +259,13 @@ impl<S> FlakyStore<S> {
         self
     }
 
-    /// Stop injecting faults (all budgets to zero).
+    /// Also draw a fault for every call from `chaos` (after the fixed budgets).
+    pub fn with_chaos(mut self, chaos: Arc<Chaos>) -> Self {
+        self.chaos = Some(chaos);
+        self
+    }
+
+    /// Stop injecting faults (all budgets to zero; a [`Chaos`] injector is healed on its own).
     pub fn heal(&self) {
         for budget in [
             &self.failing_loads,
@@ -122,6 +305,17 @@ impl<S> FlakyStore<S> {
         }
         due
     }
+
+    /// The fault the chaos injector draws for this call, if any.
+    fn chaos_fault(&self, call: Call, batch_id: &str) -> Option<(Fault, &Chaos)> {
+        let chaos = self.chaos.as_deref()?;
+        if !self.applies_to(batch_id) {
+            return None;
+        }
+        let fault = chaos.draw(call)?;
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        Some((fault, chaos))
+    }
 }
 
 impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
@@ -134,6 +328,17 @@ impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
         }
         if self.inject(&self.hanging_loads, batch_id) {
             tokio::time::sleep(self.hang_for).await;
+        }
+        if let Some((fault, chaos)) = self.chaos_fault(Call::Load, batch_id) {
+            if fault == Fault::Timeout {
+                tokio::time::sleep(chaos.hang()).await;
+                return Err(StoreError::Transient(format!(
+                    "injected: Query for batch {batch_id} timed out"
+                )));
+            }
+            return Err(StoreError::Transient(format!(
+                "injected: Query throttled for batch {batch_id}"
+            )));
         }
         self.inner.load(batch_id).await
     }
@@ -150,6 +355,31 @@ impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
                 marker.event_key
             )));
         }
+        if let Some((fault, chaos)) = self.chaos_fault(Call::Commit, &marker.batch_id) {
+            let key = &marker.event_key;
+            return Err(match fault {
+                Fault::Timeout => {
+                    let outcome = if chaos.coin() {
+                        Some(self.inner.commit(marker, plan).await?)
+                    } else {
+                        None
+                    };
+                    tokio::time::sleep(chaos.hang()).await;
+                    StoreError::Transient(format!(
+                        "injected: TransactWriteItems for {key} timed out (outcome was {outcome:?})"
+                    ))
+                }
+                Fault::LostResponse => {
+                    let outcome = self.inner.commit(marker, plan).await?;
+                    StoreError::Transient(format!(
+                        "injected: response of TransactWriteItems for {key} lost (outcome was {outcome:?})"
+                    ))
+                }
+                Fault::Error | Fault::PartialFailure => {
+                    StoreError::Transient(format!("injected: TransactWriteItems 500 for {key}"))
+                }
+            });
+        }
         let outcome = self.inner.commit(marker, plan).await?;
         if self.inject(&self.lost_commits, &marker.batch_id) {
             return Err(StoreError::Transient(format!(
@@ -162,13 +392,17 @@ impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
 }
 
 /// Wraps a [`DeadLetterSink`]: the first N sends fail (transiently or permanently) without
-/// reaching it. Every letter that got through is also kept in memory.
+/// reaching it; with [`FlakyDeadLetters::with_chaos`] every send also draws a fault from a
+/// [`Chaos`] injector. Every letter that got through (its response lost or not) is also kept
+/// in memory.
 pub struct FlakyDeadLetters<D> {
     inner: D,
     failing: AtomicU32,
     permanent: bool,
+    chaos: Option<Arc<Chaos>>,
     attempts: AtomicU32,
     sent: Mutex<Vec<DeadLetter>>,
+    lost: Mutex<Vec<DeadLetter>>,
 }
 
 impl<D> FlakyDeadLetters<D> {
@@ -177,8 +411,10 @@ impl<D> FlakyDeadLetters<D> {
             inner,
             failing: AtomicU32::new(0),
             permanent: false,
+            chaos: None,
             attempts: AtomicU32::new(0),
             sent: Mutex::new(Vec::new()),
+            lost: Mutex::new(Vec::new()),
         }
     }
 
@@ -191,6 +427,12 @@ impl<D> FlakyDeadLetters<D> {
     /// Failures are `PublishError::Permanent` instead.
     pub fn permanently(mut self) -> Self {
         self.permanent = true;
+        self
+    }
+
+    /// Also draw a fault for every send from `chaos` (after the fixed budget).
+    pub fn with_chaos(mut self, chaos: Arc<Chaos>) -> Self {
+        self.chaos = Some(chaos);
         self
     }
 
@@ -209,8 +451,24 @@ impl<D> FlakyDeadLetters<D> {
             .clone()
     }
 
+    /// Letters that reached the sink although the send reported a failure (response lost, or
+    /// a timeout after the send): the sender will send them again.
+    pub fn lost_responses(&self) -> Vec<DeadLetter> {
+        self.lost
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub fn inner(&self) -> &D {
         &self.inner
+    }
+
+    fn note_lost(&self, letter: &DeadLetter) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(letter.clone());
     }
 }
 
@@ -227,6 +485,49 @@ impl<D: DeadLetterSink> DeadLetterSink for FlakyDeadLetters<D> {
                 PublishError::Transient("injected: SendMessage 503".into())
             });
         }
+        let fault = self
+            .chaos
+            .as_deref()
+            .and_then(|c| Some((c.draw(Call::DeadLetter)?, c)));
+        let (delivered, error) = match fault {
+            None => (true, None),
+            Some((Fault::Error | Fault::PartialFailure, _)) => (
+                false,
+                Some(PublishError::Transient("injected: SendMessage 503".into())),
+            ),
+            Some((Fault::Timeout, chaos)) => {
+                let delivered = chaos.coin();
+                if delivered {
+                    self.deliver(letter).await?;
+                    self.note_lost(letter);
+                }
+                tokio::time::sleep(chaos.hang()).await;
+                return Err(PublishError::Transient(
+                    "injected: SendMessage timed out".into(),
+                ));
+            }
+            Some((Fault::LostResponse, _)) => (
+                true,
+                Some(PublishError::Transient(
+                    "injected: response of SendMessage lost".into(),
+                )),
+            ),
+        };
+        if delivered {
+            self.deliver(letter).await?;
+            if error.is_some() {
+                self.note_lost(letter);
+            }
+        }
+        match error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<D: DeadLetterSink> FlakyDeadLetters<D> {
+    async fn deliver(&self, letter: &DeadLetter) -> Result<(), PublishError> {
         self.inner.send(letter).await?;
         self.sent
             .lock()
@@ -258,5 +559,95 @@ impl DeadLetterSink for MemoryDeadLetters {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(letter.clone());
         Ok(())
+    }
+}
+
+/// Wraps a [`MessagePublisher`] and draws a fault for every `send_batch` from a [`Chaos`]
+/// injector: the whole request fails (nothing sent), times out (sent or not), is sent but its
+/// response lost, or some entries fail (the others are sent). Every request is counted.
+pub struct FlakyPublisher<P> {
+    inner: P,
+    chaos: Arc<Chaos>,
+    requests: AtomicU32,
+}
+
+impl<P> FlakyPublisher<P> {
+    pub fn new(inner: P, chaos: Arc<Chaos>) -> Self {
+        FlakyPublisher {
+            inner,
+            chaos,
+            requests: AtomicU32::new(0),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// `send_batch` calls seen.
+    pub fn requests(&self) -> u32 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl<P: MessagePublisher> MessagePublisher for FlakyPublisher<P> {
+    async fn send_batch(
+        &self,
+        destination: Destination,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<SendResult>, PublishError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let queue = destination.as_str();
+        match self.chaos.draw(Call::Publish) {
+            None => self.inner.send_batch(destination, messages).await,
+            Some(Fault::Error) => Err(PublishError::Transient(format!(
+                "injected: SendMessageBatch to {queue} failed (HTTP 503)"
+            ))),
+            Some(Fault::Timeout) => {
+                if self.chaos.coin() {
+                    self.inner.send_batch(destination, messages).await?;
+                }
+                tokio::time::sleep(self.chaos.hang()).await;
+                Err(PublishError::Transient(format!(
+                    "injected: SendMessageBatch to {queue} timed out"
+                )))
+            }
+            Some(Fault::LostResponse) => {
+                self.inner.send_batch(destination, messages).await?;
+                Err(PublishError::Transient(format!(
+                    "injected: response of SendMessageBatch to {queue} lost"
+                )))
+            }
+            Some(Fault::PartialFailure) => {
+                let failing = self.chaos.failing_entries(messages.len());
+                let healthy: Vec<OutgoingMessage> = messages
+                    .iter()
+                    .zip(&failing)
+                    .filter(|(_, f)| !**f)
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                let mut sent = if healthy.is_empty() {
+                    Vec::new()
+                } else {
+                    self.inner.send_batch(destination, &healthy).await?
+                }
+                .into_iter();
+                Ok(failing
+                    .iter()
+                    .map(|f| {
+                        let failed = SendResult::Failed {
+                            retryable: true,
+                            code: "InternalError".into(),
+                            message: "injected per-entry failure".into(),
+                        };
+                        if *f {
+                            failed
+                        } else {
+                            sent.next().unwrap_or(failed)
+                        }
+                    })
+                    .collect())
+            }
+        }
     }
 }

@@ -13,3 +13,6 @@ pub mod query_api;
 
 // Relay and operations tests (issue 4): outbox stream, FIFO test queues, consumer.
 pub mod relay_support;
+
+// Reliability suite (issue 7): seeded faults at every port, simulated event sources, model.
+pub mod reliability;

@@ -25,12 +25,15 @@ use std::collections::HashMap;
 use std::time::Instant;
 use tracing::{info, warn};
 
-/// Which commit an outbox item was written by: its batch and its `created_at` (every message
-/// of one plan shares the plan's timestamp).
+/// Which commit an outbox item was written by: its batch, its `created_at` (every message of
+/// one plan shares the plan's timestamp) and the root version the commit was planned on
+/// (unique per commit of a batch: two commits of one batch can share a `created_at`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CommitId {
     pub batch_id: String,
     pub created_at: String,
+    /// `None` on items written without it (then batch and time alone name the commit).
+    pub version: Option<u64>,
 }
 
 /// One message to send and what ordering needs to know about it.

@@ -118,6 +118,7 @@ pub fn outbound_from_item(item: OutboxItem) -> Result<Outbound, String> {
         commit: CommitId {
             batch_id: item.batch_id,
             created_at: item.created_at,
+            version: item.commit_version,
         },
         sequence: item.sequence,
         created_at,

@@ -220,6 +220,47 @@ fn items_of_one_commit_go_in_their_outbox_sequence_whatever_the_stream_order() {
     assert_eq!(sent, ids(&[&b, &a, &later]));
 }
 
+/// Regression (found by the reliability suite, `tests/tests/reliability.rs`): two commits of
+/// one batch can share a `created_at` (the same microsecond, or a fixed clock). Batch and time
+/// alone then merged them into one commit anchored at the first one's position, and the later
+/// commit's notification overtook another batch's notification of the same teacher committed
+/// in between. The root version each commit was planned on tells them apart.
+#[test]
+fn two_commits_of_one_batch_at_the_same_instant_keep_their_order() {
+    let first = note(1, "t1", "b1", 5, 1).in_commit(Some(3));
+    let between = note(2, "t1", "b2", 7, 1).in_commit(Some(1));
+    let second = note(3, "t1", "b1", 5, 1).in_commit(Some(5));
+    // And one commit whose items the stream delivers out of their sequence, around them.
+    let late_part = item(4, PublishedTopic::BatchResultsReady, "b1", "b1", 5, 2).in_commit(Some(5));
+    let early_part = item(
+        5,
+        PublishedTopic::BatchAssessmentCompleted,
+        "b1",
+        "b1",
+        5,
+        0,
+    )
+    .in_commit(Some(5));
+    let stream = [
+        first.clone(),
+        between.clone(),
+        late_part.clone(),
+        second.clone(),
+        early_part.clone(),
+    ];
+    let (relay, _) = relay(InMemoryPublisher::new());
+    block_on(relay.handle(&stream_event(&stream, 10), None)).unwrap();
+    let keys = per_key(&relay.publisher().received());
+    assert_eq!(
+        keys[&(Destination::Notifications, "t1".into())],
+        ids(&[&first, &between, &second])
+    );
+    assert_eq!(
+        keys[&(Destination::Events, "b1".into())],
+        ids(&[&early_part, &late_part])
+    );
+}
+
 #[test]
 fn a_failed_entry_stops_its_key_and_the_retry_from_the_checkpoint_fills_the_gap() {
     let items = scenario();

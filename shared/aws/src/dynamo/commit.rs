@@ -189,7 +189,9 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
             role: ActionRole::Outbox,
             table: Table::Outbox,
             condition: Condition::NotExists(ORDERING_KEY),
-            item: OutboxItem::from_message(message, batch_id).to_item()?,
+            item: OutboxItem::from_message(message, batch_id)
+                .in_commit(plan.expected_version())
+                .to_item()?,
         });
     }
     Ok(CommitWrites {
@@ -306,6 +308,13 @@ mod tests {
             Condition::NotExists("ordering_key")
         );
         assert_eq!(layout.transaction[5].table, Table::Outbox);
+        // The outbox items name their commit by the root version it was planned on.
+        for outbox in &layout.transaction[5..7] {
+            assert_eq!(
+                outbox.item.get("commit_version"),
+                Some(&AttributeValue::N("4".into()))
+            );
+        }
         assert_eq!(
             get_s(&layout.transaction[7].item, "item_type"),
             Some("cj_chunk")

@@ -92,6 +92,11 @@ pub struct OutboxItem {
     pub body: String,
     /// TTL: `created_at` + 30 days, unix seconds.
     pub expires_at: i64,
+    /// The batch root version the commit was planned on (`Plan::expected_version`). Commits
+    /// of a batch are conditioned on it, so it differs between any two of them: with
+    /// `batch_id` it names the commit even when two commits share a `created_at` (same
+    /// microsecond, or a fixed clock). `None` on items written without it.
+    pub commit_version: Option<u64>,
 }
 
 impl OutboxItem {
@@ -111,7 +116,14 @@ impl OutboxItem {
             batch_id: batch_id.to_string(),
             body: message.body.clone(),
             expires_at: message.created_at.unix_micros().div_euclid(1_000_000) + OUTBOX_TTL_SECONDS,
+            commit_version: None,
         }
+    }
+
+    /// The item as written by a commit planned on root version `version`.
+    pub fn in_commit(mut self, version: Option<u64>) -> Self {
+        self.commit_version = version;
+        self
     }
 
     pub fn published_topic(&self) -> Result<PublishedTopic, ItemError> {
@@ -181,6 +193,8 @@ struct StoredOutboxItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     body_gzip: Option<serde_bytes::ByteBuf>,
     expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    commit_version: Option<u64>,
 }
 
 impl From<OutboxItem> for StoredOutboxItem {
@@ -205,6 +219,7 @@ impl From<OutboxItem> for StoredOutboxItem {
             body,
             body_gzip,
             expires_at: item.expires_at,
+            commit_version: item.commit_version,
         }
     }
 }
@@ -233,6 +248,7 @@ impl TryFrom<StoredOutboxItem> for OutboxItem {
             batch_id: stored.batch_id,
             body,
             expires_at: stored.expires_at,
+            commit_version: stored.commit_version,
         })
     }
 }
@@ -317,6 +333,17 @@ mod tests {
         let decoded = OutboxItem::from_item(item).unwrap();
         assert_eq!(decoded, outbox);
         assert_eq!(decoded.to_message().unwrap(), msg);
+    }
+
+    #[test]
+    fn the_commit_version_is_stored_when_known() {
+        let msg = message(PublishedTopic::BatchResultsReady, "2025-11-27T10:20:30Z");
+        let outbox = OutboxItem::from_message(&msg, "b-1").in_commit(Some(7));
+        let item = outbox.to_item().unwrap();
+        assert_eq!(item.get("commit_version"), Some(&n(7)));
+        assert_eq!(OutboxItem::from_item(item).unwrap(), outbox);
+        let without = OutboxItem::from_message(&msg, "b-1").in_commit(None);
+        assert!(!without.to_item().unwrap().contains_key("commit_version"));
     }
 
     #[test]

@@ -1,0 +1,1216 @@
+//! The reliability suite (issue 7): the real ingest and relay handlers over in-memory ports,
+//! with a seeded fault at any external call, fed by simulated Lambda event source mappings
+//! that batch, retry, redeliver and reorder. The invariants are checked against a model: the
+//! same valid records applied in order, without faults. See `docs/reliability.md`.
+//!
+//! * [`Scenario::generate`] — batches (spellcheck-only or full pipelines), duplicates (the same
+//!   record again, or re-published with a new event id), poison records, spread over the
+//!   topics' partitions in a random order.
+//! * [`run`] — the MSK event source (per-partition order, chunks of random size, resumption
+//!   from the reported offset, whole-batch retries and rewinds = redeliveries, two concurrent
+//!   invocations on disjoint partitions) into `ingest::handler::process_event`, and the
+//!   outbox stream (commit order, random chunks, resumption from the reported sequence number,
+//!   whole-batch retries) into `relay::Relay::handle_event`, concurrently. Faults come from a
+//!   [`Chaos`] injector until the scenario's healing round; then the run must drain.
+//! * [`check`] — the invariants; every violation is reported.
+//!
+//! Everything runs on one thread in virtual time (`tokio::time::pause`): timeouts cost
+//! nothing and a seed replays the same run.
+
+use crate::faults::{Call, Fault, MemoryDeadLetters};
+use crate::faults::{Chaos, FaultRates, FlakyDeadLetters, FlakyPublisher, FlakyStore};
+use crate::ingest_support::fixed_clock;
+use crate::msk::{msk_event, MskRecord, MskValue};
+use ingest::handler::{BatchReport, Disposition};
+use ingest::retry::RetryPolicy;
+use ingest::{Deps, HandlerSettings};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use ras_aws::dynamo::OutboxItem;
+use ras_domain::contracts::{to_python_json, Timestamp};
+use ras_domain::model::BatchAggregate;
+use ras_domain::plan::{OutboxMessage, Plan};
+use ras_domain::ports::{
+    AggregateStore, CommitOutcome, DeadLetterSink, Destination, IdempotencyMarker,
+    MessagePublisher, StoreError,
+};
+use ras_domain::service::{process_record, ConsumedRecord};
+use ras_domain::testing::events::{self as ev, at_minute, StudentResult, TestRecord};
+use ras_domain::testing::InMemoryStore;
+use relay::breaker::CircuitBreaker;
+use relay::clock::ManualClock;
+use relay::testing::{event_from_records, insert_record, InMemoryPublisher};
+use relay::Relay;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A topic no function subscribes to (its records are poison).
+pub const UNKNOWN_TOPIC: &str = "huleedu.unknown.events.v1";
+
+/// How long the handler waits for one processing attempt, and how long a timed-out call hangs
+/// (virtual time).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const HANG: Duration = Duration::from_secs(2);
+
+/// Rounds after which a run that has not drained fails.
+pub const MAX_ROUNDS: usize = 5_000;
+
+/// Why a poison record can never be applied, and the `error_kind` its dead letter must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Poison {
+    InvalidJson,
+    InvalidUtf8,
+    SchemaViolation,
+    ConstraintViolation,
+    UnknownTopic,
+    Tombstone,
+    InvalidBase64,
+    /// An event id already applied, with other bytes.
+    PayloadConflict,
+}
+
+impl Poison {
+    pub const ALL: [Poison; 8] = [
+        Poison::InvalidJson,
+        Poison::InvalidUtf8,
+        Poison::SchemaViolation,
+        Poison::ConstraintViolation,
+        Poison::UnknownTopic,
+        Poison::Tombstone,
+        Poison::InvalidBase64,
+        Poison::PayloadConflict,
+    ];
+
+    pub fn error_kind(&self) -> &'static str {
+        match self {
+            Poison::InvalidJson => "invalid_json",
+            Poison::InvalidUtf8 => "invalid_utf8",
+            Poison::SchemaViolation => "schema_violation",
+            Poison::ConstraintViolation => "constraint_violation",
+            Poison::UnknownTopic => "unknown_topic",
+            Poison::Tombstone => "missing_value",
+            Poison::InvalidBase64 => "invalid_base64",
+            Poison::PayloadConflict => "payload_conflict",
+        }
+    }
+}
+
+/// One Kafka record of a scenario.
+#[derive(Clone, Debug)]
+pub struct ScenarioRecord {
+    pub record: MskRecord,
+    /// `None`: a valid record (to be applied once in effect).
+    pub poison: Option<Poison>,
+}
+
+impl ScenarioRecord {
+    /// `(topic, partition, offset)`: what identifies a record in dead letters and reports.
+    pub fn id(&self) -> RecordId {
+        (
+            self.record.topic.clone(),
+            self.record.partition,
+            self.record.offset,
+        )
+    }
+}
+
+pub type RecordId = (String, i64, i64);
+
+/// How a run's event sources and faults behave (drawn per scenario).
+#[derive(Clone, Debug)]
+pub struct Knobs {
+    pub rates: FaultRates,
+    /// From this round on, no more faults, whole-batch retries or rewinds.
+    pub heal_after: usize,
+    pub partition_concurrency: usize,
+    pub max_attempts: u32,
+    /// Records per partition per invocation, at most.
+    pub max_chunk: usize,
+    /// Stream records per relay invocation, at most.
+    pub max_stream_chunk: usize,
+    /// Chance that an invocation fails as a whole (its response is lost: everything redelivered).
+    pub whole_retry: f64,
+    /// Chance per round that a partition rewinds to an earlier, committed offset (rebalance).
+    pub rewind: f64,
+}
+
+/// What the records are and in which order they are produced.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub batches: Vec<String>,
+    /// Every record, by partition key (`<topic>-<partition>`), in offset order.
+    pub partitions: BTreeMap<String, Vec<ScenarioRecord>>,
+    /// The valid records in their logical (production) order: the model applies these.
+    pub in_order: Vec<MskRecord>,
+    pub knobs: Knobs,
+}
+
+struct Gen {
+    rng: StdRng,
+    prefix: String,
+}
+
+impl Gen {
+    fn uuid(&mut self) -> Uuid {
+        uuid::Builder::from_random_bytes(self.rng.random()).into_uuid()
+    }
+
+    /// The records of one batch, in production order.
+    fn batch(&mut self, index: usize, teacher: &str) -> (String, Vec<TestRecord>) {
+        let batch = format!("{}-b{index}", self.prefix);
+        let essays: Vec<String> = (0..self.rng.random_range(1..=6))
+            .map(|j| format!("{batch}-e{j}"))
+            .collect();
+        let essay_refs: Vec<&str> = essays.iter().map(String::as_str).collect();
+        let full = self.rng.random_bool(0.6);
+        let t0 = self.rng.random_range(0.0..60.0);
+        let mut out = vec![ev::registration(
+            self.uuid(),
+            &batch,
+            teacher,
+            &essay_refs,
+            at_minute(t0),
+        )];
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for (j, essay) in essays.iter().enumerate() {
+            let at = t0 + 1.0 + j as f64 * 0.1;
+            if self.rng.random_bool(0.85) {
+                out.push(ev::slot_assigned(self.uuid(), &batch, essay, at_minute(at)));
+            }
+            let success = self.rng.random_bool(0.8);
+            let status = if success {
+                "spellchecked_success"
+            } else {
+                "spellcheck_failed"
+            };
+            out.push(ev::spellcheck_result(
+                self.uuid(),
+                &batch,
+                essay,
+                status,
+                at_minute(at + 1.0),
+            ));
+            if success {
+                ok.push(essay.as_str());
+            } else {
+                failed.push(essay.as_str());
+            }
+        }
+        let outcome = |failed: &[&str]| {
+            if failed.is_empty() {
+                "completed_successfully"
+            } else {
+                "completed_with_failures"
+            }
+        };
+        out.push(ev::phase_outcome(
+            self.uuid(),
+            &batch,
+            "spellcheck",
+            outcome(&failed),
+            &ok,
+            &failed,
+            at_minute(t0 + 5.0),
+        ));
+        let mut phases = vec!["spellcheck"];
+        if full {
+            phases.push("cj_assessment");
+            if !ok.is_empty() {
+                let students: Vec<StudentResult> = ok
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, id)| (*id, rank as i64 + 1, 1.0 - rank as f64 * 0.3, "B"))
+                    .collect();
+                let with_anchor = self.rng.random_bool(0.5);
+                out.push(ev::assessment_result(
+                    self.uuid(),
+                    &batch,
+                    &format!("{batch}-cj"),
+                    &students,
+                    with_anchor,
+                    at_minute(t0 + 20.0),
+                ));
+            }
+            out.push(ev::phase_outcome(
+                self.uuid(),
+                &batch,
+                "cj_assessment",
+                "completed_successfully",
+                &ok,
+                &[],
+                at_minute(t0 + 21.0),
+            ));
+        }
+        if self.rng.random_bool(0.7) {
+            out.push(ev::pipeline_completed(
+                self.uuid(),
+                &batch,
+                outcome(&failed),
+                &phases,
+                ok.len() as i64,
+                failed.len() as i64,
+                at_minute(t0 + 25.0),
+            ));
+        }
+        (batch, out)
+    }
+}
+
+/// A record of the scenario before it has a partition and offset.
+struct Pending {
+    topic: String,
+    value: MskValue,
+    poison: Option<Poison>,
+    /// Logical position of a valid record (its place in the model).
+    logical: Option<usize>,
+    /// A payload conflict goes into the partition of this (logical) record, after it.
+    after: Option<usize>,
+}
+
+fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    to_python_json(v).unwrap_or_default()
+}
+
+impl Scenario {
+    pub fn generate(seed: u64) -> Scenario {
+        let mut g = Gen {
+            rng: StdRng::seed_from_u64(seed),
+            prefix: format!("rel-{seed:x}"),
+        };
+        let rng = &mut g.rng;
+        let knobs = Knobs {
+            rates: FaultRates {
+                error: rng.random_range(0.0..0.15),
+                timeout: rng.random_range(0.0..0.1),
+                lost_response: rng.random_range(0.0..0.15),
+                partial_failure: rng.random_range(0.0..0.15),
+            },
+            heal_after: rng.random_range(5..60),
+            partition_concurrency: rng.random_range(1..=4),
+            max_attempts: rng.random_range(1..=4),
+            max_chunk: rng.random_range(1..=12),
+            max_stream_chunk: rng.random_range(1..=25),
+            whole_retry: rng.random_range(0.0..0.2),
+            rewind: rng.random_range(0.0..0.1),
+        };
+        let teachers: Vec<String> = (0..g.rng.random_range(1..=3))
+            .map(|t| format!("{}-t{t}", g.prefix))
+            .collect();
+        let mut batches = Vec::new();
+        let mut logical: Vec<TestRecord> = Vec::new();
+        let dup_rate = g.rng.random_range(0.0..0.25);
+        for i in 0..g.rng.random_range(1..=4) {
+            let teacher = teachers[g.rng.random_range(0..teachers.len())].clone();
+            let (batch, records) = g.batch(i, &teacher);
+            batches.push(batch);
+            for r in records {
+                logical.push(r.clone());
+                if g.rng.random_bool(dup_rate) {
+                    // The same record produced twice, or the same event re-published.
+                    let dup = if g.rng.random_bool(0.5) {
+                        r.clone()
+                    } else {
+                        let id = g.uuid();
+                        r.republished(id)
+                    };
+                    logical.push(dup);
+                }
+            }
+        }
+        let mut pending: Vec<Pending> = logical
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Pending {
+                topic: r.topic.to_string(),
+                value: MskValue::Bytes(r.value.clone()),
+                poison: None,
+                logical: Some(i),
+                after: None,
+            })
+            .collect();
+        // Reordering: production order is not consumption order.
+        pending.shuffle(&mut g.rng);
+        for _ in 0..g.rng.random_range(0..=6) {
+            let kind = Poison::ALL[g.rng.random_range(0..Poison::ALL.len())];
+            let base_index = g.rng.random_range(0..logical.len());
+            let base = &logical[base_index];
+            let mut json = base.json();
+            let new_id = g.uuid();
+            json["event_id"] = serde_json::json!(new_id.to_string());
+            let (topic, value, after) = match kind {
+                Poison::InvalidJson => (
+                    base.topic.to_string(),
+                    MskValue::Bytes(br#"{"event_id": "truncated"#.to_vec()),
+                    None,
+                ),
+                Poison::InvalidUtf8 => (
+                    base.topic.to_string(),
+                    MskValue::Bytes(vec![b'{', 0xff, 0xfe, b'}']),
+                    None,
+                ),
+                Poison::SchemaViolation => {
+                    json["data"] = serde_json::json!("not an object");
+                    (
+                        base.topic.to_string(),
+                        MskValue::Bytes(json_bytes(&json)),
+                        None,
+                    )
+                }
+                Poison::ConstraintViolation => {
+                    let field = if base.topic == crate::huleedu::REGISTERED {
+                        "entity_id"
+                    } else {
+                        "batch_id"
+                    };
+                    json["data"][field] = serde_json::json!("  ");
+                    (
+                        base.topic.to_string(),
+                        MskValue::Bytes(json_bytes(&json)),
+                        None,
+                    )
+                }
+                Poison::UnknownTopic => (
+                    UNKNOWN_TOPIC.to_string(),
+                    MskValue::Bytes(json_bytes(&json)),
+                    None,
+                ),
+                Poison::Tombstone => (base.topic.to_string(), MskValue::Null, None),
+                Poison::InvalidBase64 => (
+                    base.topic.to_string(),
+                    MskValue::Raw("%%% not base64 %%%".into()),
+                    None,
+                ),
+                Poison::PayloadConflict => {
+                    let mut conflicting = base.json();
+                    conflicting["data"]["reliability_conflict"] =
+                        serde_json::json!(g.rng.random::<u32>());
+                    (
+                        base.topic.to_string(),
+                        MskValue::Bytes(json_bytes(&conflicting)),
+                        Some(base_index),
+                    )
+                }
+            };
+            let at = g.rng.random_range(0..=pending.len());
+            pending.insert(
+                at,
+                Pending {
+                    topic,
+                    value,
+                    poison: Some(kind),
+                    logical: None,
+                    after,
+                },
+            );
+        }
+        // Partitions: 1–3 per topic; a record goes to any partition of its topic, a payload
+        // conflict to its original's partition, after it.
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for p in &pending {
+            counts
+                .entry(p.topic.clone())
+                .or_insert_with(|| g.rng.random_range(1..=3));
+        }
+        let mut partition_of_logical: HashMap<usize, i64> = HashMap::new();
+        let mut placed: Vec<(String, i64, Pending)> = Vec::new();
+        let mut deferred: Vec<Pending> = Vec::new();
+        for p in pending {
+            if p.after.is_some() {
+                deferred.push(p);
+                continue;
+            }
+            let partition = g.rng.random_range(0..counts[&p.topic]);
+            if let Some(i) = p.logical {
+                partition_of_logical.insert(i, partition);
+            }
+            placed.push((p.topic.clone(), partition, p));
+        }
+        for p in deferred {
+            let Some(original) = p.after else { continue };
+            let position = placed
+                .iter()
+                .position(|(_, _, q)| q.logical == Some(original))
+                .unwrap_or(0);
+            let partition = partition_of_logical.get(&original).copied().unwrap_or(0);
+            let at = g.rng.random_range(position + 1..=placed.len());
+            placed.insert(at, (p.topic.clone(), partition, p));
+        }
+        let mut partitions: BTreeMap<String, Vec<ScenarioRecord>> = BTreeMap::new();
+        let mut next_offset: BTreeMap<String, i64> = BTreeMap::new();
+        let mut logical_records: Vec<Option<MskRecord>> = vec![None; logical.len()];
+        for (topic, partition, p) in placed {
+            let key = crate::msk::partition_key(&topic, partition);
+            let offset = next_offset
+                .entry(key.clone())
+                .or_insert_with(|| g.rng.random_range(0..1_000));
+            let record = MskRecord::new(&topic, partition, *offset, Vec::new()).with_value(p.value);
+            *offset += 1;
+            if let Some(i) = p.logical {
+                logical_records[i] = Some(record.clone());
+            }
+            partitions.entry(key).or_default().push(ScenarioRecord {
+                record,
+                poison: p.poison,
+            });
+        }
+        Scenario {
+            seed,
+            batches,
+            partitions,
+            in_order: logical_records.into_iter().flatten().collect(),
+            knobs,
+        }
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &ScenarioRecord> {
+        self.partitions.values().flatten()
+    }
+
+    pub fn poison(&self) -> BTreeMap<RecordId, (Poison, String)> {
+        self.records()
+            .filter_map(|r| {
+                let kind = r.poison?;
+                Some((r.id(), (kind, r.record.value_base64().unwrap_or_default())))
+            })
+            .collect()
+    }
+}
+
+fn record_time(record: &MskRecord) -> Timestamp {
+    Timestamp::from_unix_millis(record.timestamp_ms).unwrap_or_else(crate::ingest_support::now)
+}
+
+/// The model: the valid records applied in logical order, one at a time, without faults.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Final state per batch, `root.version` zeroed (it counts commits, which depend on order).
+    pub aggregates: BTreeMap<String, BatchAggregate>,
+    pub outbox: BTreeSet<Uuid>,
+    pub markers: usize,
+}
+
+pub async fn model(scenario: &Scenario) -> Result<Model, String> {
+    let store = InMemoryStore::new();
+    let now = crate::ingest_support::now();
+    for record in &scenario.in_order {
+        let MskValue::Bytes(value) = &record.value else {
+            return Err(format!("valid record without bytes: {record:?}"));
+        };
+        let consumed = ConsumedRecord {
+            topic: &record.topic,
+            value,
+            record_time: record_time(record),
+        };
+        process_record(&store, consumed, now).await.map_err(|e| {
+            format!(
+                "the model cannot apply {}@{}: {e}",
+                record.topic, record.offset
+            )
+        })?;
+    }
+    let aggregates = scenario
+        .batches
+        .iter()
+        .filter_map(|b| store.aggregate(b))
+        .map(|mut a| {
+            a.root.version = 0;
+            (a.batch_id().to_string(), a)
+        })
+        .collect();
+    Ok(Model {
+        aggregates,
+        outbox: store.outbox().iter().map(|m| m.event_id).collect(),
+        markers: store.marker_count(),
+    })
+}
+
+/// One outbox message as committed: what the outbox table's stream carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    pub batch_id: String,
+    /// The root version the commit was planned on (what the DynamoDB store writes).
+    pub commit_version: Option<u64>,
+    pub message: OutboxMessage,
+}
+
+impl Committed {
+    /// The outbox item the DynamoDB store writes for it.
+    pub fn item(&self) -> OutboxItem {
+        OutboxItem::from_message(&self.message, &self.batch_id).in_commit(self.commit_version)
+    }
+}
+
+/// The store under the fault injector (the in-memory store, or the DynamoDB store), plus the
+/// log of what it committed: the outbox table's stream, in commit order.
+#[derive(Default)]
+pub struct RecordingStore<S = InMemoryStore> {
+    inner: S,
+    committed: Mutex<Vec<Committed>>,
+}
+
+impl<S> RecordingStore<S> {
+    pub fn new(inner: S) -> Self {
+        RecordingStore {
+            inner,
+            committed: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Every outbox message committed so far, in commit order.
+    pub fn committed(&self) -> Vec<Committed> {
+        self.committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn committed_len(&self) -> usize {
+        self.committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+}
+
+impl<S: AggregateStore> AggregateStore for RecordingStore<S> {
+    async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
+        self.inner.load(batch_id).await
+    }
+
+    async fn commit(
+        &self,
+        marker: &IdempotencyMarker,
+        plan: &Plan,
+    ) -> Result<CommitOutcome, StoreError> {
+        // The log is appended when the commit returns. Concurrent commits of one batch are
+        // serialised by its version; across batches the log may order two commits that
+        // overlapped either way, as a stream may.
+        let outcome = self.inner.commit(marker, plan).await?;
+        if outcome == CommitOutcome::Committed {
+            let mut log = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+            log.extend(plan.outbox.iter().map(|m| Committed {
+                batch_id: marker.batch_id.clone(),
+                commit_version: plan.expected_version(),
+                message: m.clone(),
+            }));
+        }
+        Ok(outcome)
+    }
+}
+
+/// Everything a run produced, for the checks. By default over the in-memory ports.
+pub struct Run<S = InMemoryStore, D = MemoryDeadLetters, P = InMemoryPublisher> {
+    pub deps: Deps<FlakyStore<RecordingStore<S>>, FlakyDeadLetters<D>>,
+    pub relay: Relay<FlakyPublisher<P>, Arc<ManualClock>>,
+    pub chaos: Arc<Chaos>,
+    /// Every ingest invocation's report.
+    pub reports: Vec<BatchReport>,
+    /// Deliveries of each record to the ingest handler.
+    pub deliveries: BTreeMap<RecordId, u32>,
+    pub stats: Stats,
+    /// Problems of the run itself (not drained, a response naming a record not delivered…).
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rounds: usize,
+    pub ingest_invocations: usize,
+    pub record_deliveries: usize,
+    pub relay_invocations: usize,
+    pub stream_deliveries: usize,
+    pub whole_retries: usize,
+    pub rewinds: usize,
+}
+
+/// The ports a run wraps with fault injection, and its timing.
+pub struct Ports<S, D, P> {
+    pub store: S,
+    pub dead_letters: D,
+    pub publisher: P,
+    /// The handler's attempt timeout.
+    pub attempt_timeout: Duration,
+    /// How long a timed-out call hangs (longer than `attempt_timeout`).
+    pub hang: Duration,
+}
+
+impl Ports<InMemoryStore, MemoryDeadLetters, InMemoryPublisher> {
+    /// In-memory ports, timing for virtual time.
+    pub fn in_memory() -> Self {
+        Ports {
+            store: InMemoryStore::new(),
+            dead_letters: MemoryDeadLetters::default(),
+            publisher: InMemoryPublisher::new(),
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            hang: HANG,
+        }
+    }
+}
+
+/// The settings the suite gives the ingest handler: the scenario's concurrency and attempts,
+/// no backoff (virtual time makes it free anyway; none keeps the interleaving reproducible).
+pub fn settings(knobs: &Knobs, attempt_timeout: Duration) -> HandlerSettings {
+    HandlerSettings {
+        partition_concurrency: knobs.partition_concurrency,
+        retry: RetryPolicy {
+            max_attempts: knobs.max_attempts,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            budget: Duration::from_secs(60),
+        },
+        attempt_timeout,
+        deadline_reserve: Duration::ZERO,
+    }
+}
+
+/// Run a scenario to the end over the in-memory ports (call it in a paused, single-threaded
+/// runtime for the run to be reproducible).
+pub async fn run(scenario: &Scenario) -> Run {
+    run_with(scenario, Ports::in_memory()).await
+}
+
+/// Run a scenario to the end over `ports`, each wrapped with the fault injector.
+pub async fn run_with<S, D, P>(scenario: &Scenario, ports: Ports<S, D, P>) -> Run<S, D, P>
+where
+    S: AggregateStore,
+    D: DeadLetterSink,
+    P: MessagePublisher,
+{
+    let knobs = &scenario.knobs;
+    let chaos = Arc::new(Chaos::new(
+        scenario.seed ^ 0x5eed_c4a0_5000_0001,
+        knobs.rates,
+        ports.hang,
+    ));
+    let store = FlakyStore::new(RecordingStore::new(ports.store)).with_chaos(Arc::clone(&chaos));
+    let dead_letters = FlakyDeadLetters::new(ports.dead_letters).with_chaos(Arc::clone(&chaos));
+    let deps = Deps::new(store, dead_letters)
+        .with_clock(fixed_clock())
+        .with_settings(settings(knobs, ports.attempt_timeout));
+    let clock = Arc::new(ManualClock::new());
+    let relay = Relay::new(
+        FlakyPublisher::new(ports.publisher, Arc::clone(&chaos)),
+        Arc::new(CircuitBreaker::default()),
+        Arc::clone(&clock),
+    );
+    let mut rng = StdRng::seed_from_u64(scenario.seed ^ 0xe5e5_0000_0000_0002);
+    let mut positions: BTreeMap<&str, usize> = scenario
+        .partitions
+        .keys()
+        .map(|k| (k.as_str(), 0))
+        .collect();
+    let mut stream_position = 0usize;
+    let mut reports = Vec::new();
+    let mut deliveries: BTreeMap<RecordId, u32> = BTreeMap::new();
+    let mut stats = Stats::default();
+    let mut problems = Vec::new();
+    let mut drained = false;
+
+    for round in 0..MAX_ROUNDS {
+        let healed = round >= knobs.heal_after;
+        if healed {
+            chaos.heal();
+        }
+        let pending: Vec<&str> = positions
+            .iter()
+            .filter(|(k, pos)| **pos < scenario.partitions[**k].len())
+            .map(|(k, _)| *k)
+            .collect();
+        let stream = deps.store.inner().committed();
+        if pending.is_empty() && stream_position >= stream.len() {
+            drained = true;
+            break;
+        }
+        stats.rounds += 1;
+
+        // Rebalance: a partition is read again from an earlier, already committed offset.
+        if !healed && rng.random_bool(knobs.rewind) {
+            let keys: Vec<&str> = positions.keys().copied().collect();
+            let key = keys[rng.random_range(0..keys.len())];
+            if let Some(pos) = positions.get_mut(key) {
+                if *pos > 0 {
+                    *pos = rng.random_range(0..*pos);
+                    stats.rewinds += 1;
+                }
+            }
+        }
+
+        // The MSK event source: some partitions, a chunk of each, in one or two invocations.
+        let mut invocations: Vec<Vec<(&str, Vec<MskRecord>)>> = vec![Vec::new(), Vec::new()];
+        for key in &pending {
+            if pending.len() > 1 && rng.random_bool(0.3) {
+                continue; // not in this round's batches
+            }
+            let records = &scenario.partitions[*key];
+            let start = positions[key];
+            let end = (start + rng.random_range(1..=knobs.max_chunk)).min(records.len());
+            let chunk: Vec<MskRecord> = records[start..end]
+                .iter()
+                .map(|r| r.record.clone())
+                .collect();
+            for r in &records[start..end] {
+                *deliveries.entry(r.id()).or_default() += 1;
+            }
+            stats.record_deliveries += chunk.len();
+            invocations[rng.random_range(0..2)].push((*key, chunk));
+        }
+        invocations.retain(|inv| !inv.is_empty());
+        let whole_retry: Vec<bool> = invocations
+            .iter()
+            .map(|_| !healed && rng.random_bool(knobs.whole_retry))
+            .collect();
+
+        // The outbox stream: the next chunk of committed records, in commit order.
+        let stream_chunk = if stream_position < stream.len() {
+            let end =
+                (stream_position + rng.random_range(1..=knobs.max_stream_chunk)).min(stream.len());
+            Some((stream_position, end))
+        } else {
+            None
+        };
+        let stream_retry = !healed && rng.random_bool(knobs.whole_retry);
+
+        let ingest_runs = futures::future::join_all(invocations.iter().map(|inv| {
+            let records: Vec<MskRecord> = inv.iter().flat_map(|(_, c)| c.clone()).collect();
+            let deps = &deps;
+            async move { ingest::handler::process_event(deps, msk_event(&records), None).await }
+        }));
+        let relay_run = async {
+            let (start, end) = stream_chunk?;
+            let records = stream[start..end]
+                .iter()
+                .enumerate()
+                .map(|(i, committed)| insert_record(&committed.item(), &sequence_number(start + i)))
+                .collect();
+            Some(relay.handle_event(event_from_records(records), None).await)
+        };
+        let (ingest_reports, relay_outcome) = futures::future::join(ingest_runs, relay_run).await;
+
+        // Lambda's side of the responses.
+        for ((inv, report), retry) in invocations.iter().zip(ingest_reports).zip(whole_retry) {
+            stats.ingest_invocations += 1;
+            if retry {
+                stats.whole_retries += 1;
+            } else {
+                let failures: BTreeMap<String, i64> = report
+                    .response()
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| (f.item_identifier.partition, f.item_identifier.offset))
+                    .collect();
+                for (key, chunk) in inv {
+                    let Some(pos) = positions.get_mut(key) else {
+                        continue;
+                    };
+                    match failures.get(*key) {
+                        None => *pos += chunk.len(),
+                        Some(offset) => match chunk.iter().position(|r| r.offset == *offset) {
+                            Some(i) => *pos += i,
+                            None => problems.push(format!(
+                                "round {round}: ingest reported {key}@{offset}, not in its batch"
+                            )),
+                        },
+                    }
+                }
+                for key in failures.keys() {
+                    if !inv.iter().any(|(k, _)| k == key) {
+                        problems.push(format!(
+                            "round {round}: ingest reported partition {key}, not in its batch"
+                        ));
+                    }
+                }
+            }
+            reports.push(report);
+        }
+        if let (Some((start, end)), Some(outcome)) = (stream_chunk, relay_outcome) {
+            stats.relay_invocations += 1;
+            stats.stream_deliveries += end - start;
+            match outcome {
+                _ if stream_retry => stats.whole_retries += 1,
+                Err(e) => problems.push(format!("round {round}: relay failed the batch: {e}")),
+                Ok(outcome) => match outcome.checkpoint {
+                    None => stream_position = end,
+                    Some(seq) => match (start..end).find(|i| sequence_number(*i) == seq) {
+                        Some(i) => stream_position = i,
+                        None => problems.push(format!(
+                            "round {round}: relay reported {seq}, not in its batch"
+                        )),
+                    },
+                },
+            }
+        }
+        // Time passes between invocations (the breaker half-opens after 30 s).
+        clock.advance(if healed {
+            Duration::from_secs(31)
+        } else {
+            Duration::from_secs(rng.random_range(0..=40))
+        });
+    }
+    if !drained {
+        problems.push(format!(
+            "not drained after {MAX_ROUNDS} rounds: ingest at {positions:?}, stream at \
+             {stream_position} of {}",
+            deps.store.inner().committed_len()
+        ));
+    }
+    Run {
+        deps,
+        relay,
+        chaos,
+        reports,
+        deliveries,
+        stats,
+        problems,
+    }
+}
+
+/// Stream sequence numbers: decimal, increasing, as long as real ones.
+pub fn sequence_number(index: usize) -> String {
+    format!("4421584500000000{:012}", index * 7 + 100)
+}
+
+/// What a run delivered where, gathered for the checks (so the checks can also be run on
+/// tampered copies, to show they catch violations).
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub aggregates: BTreeMap<String, Option<BatchAggregate>>,
+    /// Idempotency markers stored (`None`: not counted, e.g. on DynamoDB).
+    pub markers: Option<usize>,
+    /// The committed outbox messages, in commit order.
+    pub committed: Vec<Committed>,
+    /// The store's own outbox, in commit order (`None`: not read).
+    pub store_outbox: Option<Vec<Uuid>>,
+    /// Every message the queues received (the inner publisher), in order.
+    pub delivered: Vec<(Destination, ras_domain::ports::OutgoingMessage)>,
+    pub dead_letters: Vec<ras_domain::ports::DeadLetter>,
+    /// Per record: dead letters that reached the queue although the send reported a failure.
+    pub dead_letters_lost: BTreeMap<RecordId, u32>,
+    /// Per record: the handler's dispositions, in order.
+    pub dispositions: BTreeMap<RecordId, Vec<Disposition>>,
+    pub deliveries: BTreeMap<RecordId, u32>,
+    pub problems: Vec<String>,
+}
+
+impl Observed {
+    /// What a run over the in-memory ports left behind.
+    pub fn of(scenario: &Scenario, run: &Run) -> Observed {
+        let store = run.deps.store.inner().inner();
+        Observed::gather(
+            run,
+            scenario
+                .batches
+                .iter()
+                .map(|b| (b.clone(), store.aggregate(b)))
+                .collect(),
+            Some(store.marker_count()),
+            Some(store.outbox().iter().map(|m| m.event_id).collect()),
+            run.relay.publisher().inner().received(),
+            run.deps.dead_letters.inner().letters(),
+        )
+    }
+
+    /// The run's own records (commit log, reports, deliveries, problems) with what was read
+    /// from its ports.
+    pub fn gather<S, D, P>(
+        run: &Run<S, D, P>,
+        aggregates: BTreeMap<String, Option<BatchAggregate>>,
+        markers: Option<usize>,
+        store_outbox: Option<Vec<Uuid>>,
+        delivered: Vec<(Destination, ras_domain::ports::OutgoingMessage)>,
+        dead_letters: Vec<ras_domain::ports::DeadLetter>,
+    ) -> Observed {
+        let mut dispositions: BTreeMap<RecordId, Vec<Disposition>> = BTreeMap::new();
+        for report in &run.reports {
+            for r in report.records() {
+                dispositions
+                    .entry((r.topic.clone(), r.partition, r.offset))
+                    .or_default()
+                    .push(r.disposition.clone());
+            }
+        }
+        let mut dead_letters_lost: BTreeMap<RecordId, u32> = BTreeMap::new();
+        for l in run.deps.dead_letters.lost_responses() {
+            *dead_letters_lost
+                .entry((l.topic, l.partition, l.offset))
+                .or_default() += 1;
+        }
+        Observed {
+            aggregates,
+            markers,
+            dead_letters_lost,
+            committed: run.deps.store.inner().committed(),
+            store_outbox,
+            delivered,
+            dead_letters,
+            dispositions,
+            deliveries: run.deliveries.clone(),
+            problems: run.problems.clone(),
+        }
+    }
+}
+
+/// Every invariant; the violations found (empty: all hold).
+pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String> {
+    let mut v: Vec<String> = seen.problems.clone();
+
+    // 1. The final state of every batch is the model's.
+    for batch in &scenario.batches {
+        let actual = seen.aggregates.get(batch).cloned().flatten().map(|mut a| {
+            a.root.version = 0;
+            a
+        });
+        if actual.as_ref() != model.aggregates.get(batch) {
+            v.push(format!(
+                "batch {batch}: final state differs from the in-order model\n  model: {:?}\n  run:   {:?}",
+                model.aggregates.get(batch),
+                actual
+            ));
+        }
+    }
+    if let Some(markers) = seen.markers.filter(|m| *m != model.markers) {
+        v.push(format!(
+            "{markers} idempotency markers, the model has {}",
+            model.markers
+        ));
+    }
+
+    // 2. Each outbox event committed once, the model's events exactly.
+    let committed_ids: Vec<Uuid> = seen.committed.iter().map(|c| c.message.event_id).collect();
+    let unique: BTreeSet<Uuid> = committed_ids.iter().copied().collect();
+    if unique.len() != committed_ids.len() {
+        v.push("an outbox event was committed twice".into());
+    }
+    if unique != model.outbox {
+        v.push(format!(
+            "committed outbox events differ from the model: missing {:?}, extra {:?}",
+            model.outbox.difference(&unique).collect::<Vec<_>>(),
+            unique.difference(&model.outbox).collect::<Vec<_>>()
+        ));
+    }
+    if seen
+        .store_outbox
+        .as_ref()
+        .is_some_and(|outbox| *outbox != committed_ids)
+    {
+        v.push("the commit log disagrees with the store's outbox".into());
+    }
+
+    // 3. Every committed event delivered at least once, byte-identical, with its group and
+    //    deduplication ids; nothing delivered that was not committed; per key, first
+    //    deliveries in commit order.
+    let committed: HashMap<String, &OutboxMessage> = seen
+        .committed
+        .iter()
+        .map(|c| (c.message.event_id.to_string(), &c.message))
+        .collect();
+    let mut delivered_ids: BTreeSet<&str> = BTreeSet::new();
+    let mut first_order: BTreeMap<(Destination, &str), Vec<&str>> = BTreeMap::new();
+    for (destination, message) in &seen.delivered {
+        let Some(original) = committed.get(&message.event_id) else {
+            v.push(format!(
+                "delivered {} which was never committed",
+                message.event_id
+            ));
+            continue;
+        };
+        let expected_destination = Destination::of(original.topic);
+        if *destination != expected_destination
+            || message.body != original.body
+            || message.ordering_key != original.ordering_key
+            || message.topic != original.topic.name()
+            || message.correlation_id != original.correlation_id.to_string()
+        {
+            v.push(format!(
+                "delivery of {} differs from its outbox item: {destination:?} {message:?}",
+                message.event_id
+            ));
+        }
+        if delivered_ids.insert(&message.event_id) {
+            first_order
+                .entry((*destination, &message.ordering_key))
+                .or_default()
+                .push(&message.event_id);
+        }
+    }
+    let mut commit_order: BTreeMap<(Destination, &str), Vec<String>> = BTreeMap::new();
+    for m in seen.committed.iter().map(|c| &c.message) {
+        if !delivered_ids.contains(m.event_id.to_string().as_str()) {
+            v.push(format!(
+                "committed event {} ({}) never delivered",
+                m.event_id,
+                m.topic.name()
+            ));
+        }
+        commit_order
+            .entry((Destination::of(m.topic), &m.ordering_key))
+            .or_default()
+            .push(m.event_id.to_string());
+    }
+    for (key, ids) in &first_order {
+        let expected: Vec<&str> = commit_order
+            .get(key)
+            .map(|ids| ids.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if ids != &expected {
+            v.push(format!(
+                "key {key:?}: first deliveries {ids:?}, commit order {expected:?}"
+            ));
+        }
+    }
+
+    // 4. The dead-letter queue holds exactly the poison records (every copy identical, with
+    //    its kind and a reason), and no valid record. Each copy is accounted for: one per
+    //    delivery the handler dead-lettered the record in, plus one per send that reached the
+    //    queue but reported a failure (so: exactly once, but for redeliveries and lost
+    //    responses).
+    let poison = scenario.poison();
+    let mut letters: BTreeMap<RecordId, Vec<&ras_domain::ports::DeadLetter>> = BTreeMap::new();
+    for letter in &seen.dead_letters {
+        letters
+            .entry((letter.topic.clone(), letter.partition, letter.offset))
+            .or_default()
+            .push(letter);
+    }
+    for (id, copies) in &letters {
+        let Some((kind, value)) = poison.get(id) else {
+            v.push(format!("dead-lettered {id:?}, which is not poison"));
+            continue;
+        };
+        for letter in copies {
+            if letter.error_kind != kind.error_kind()
+                || &letter.value_base64 != value
+                || letter.error_message.is_empty()
+            {
+                v.push(format!(
+                    "dead letter of {id:?} ({kind:?}) is wrong: kind {}, message {:?}, value {}",
+                    letter.error_kind, letter.error_message, letter.value_base64
+                ));
+            }
+            if **letter != *copies[0] {
+                v.push(format!("copies of the dead letter of {id:?} differ"));
+            }
+        }
+    }
+    for id in poison.keys() {
+        if !letters.contains_key(id) {
+            v.push(format!("poison record {id:?} never dead-lettered"));
+        }
+    }
+
+    // 5. Per record: a valid one is never dead-lettered, a poison one never applied; a record
+    //    is dead-lettered at most once per delivery; an event applied at most once in all.
+    let mut applied: BTreeMap<&str, u32> = BTreeMap::new();
+    for (id, dispositions) in &seen.dispositions {
+        let is_poison = poison.contains_key(id);
+        let mut dead_lettered = 0;
+        for d in dispositions {
+            match d {
+                Disposition::Applied { event_key, .. } => {
+                    *applied.entry(event_key).or_default() += 1;
+                    if is_poison {
+                        v.push(format!("poison record {id:?} was applied"));
+                    }
+                }
+                Disposition::Duplicate { .. } if is_poison => {
+                    v.push(format!("poison record {id:?} counted as a duplicate"))
+                }
+                Disposition::DeadLettered { error_kind } => {
+                    dead_lettered += 1;
+                    if !is_poison {
+                        v.push(format!("valid record {id:?} dead-lettered ({error_kind})"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let delivered = seen.deliveries.get(id).copied().unwrap_or(0);
+        if dead_lettered > delivered {
+            v.push(format!(
+                "{id:?} dead-lettered {dead_lettered} times in {delivered} deliveries"
+            ));
+        }
+        let copies = letters.get(id).map_or(0, |c| c.len() as u32);
+        let lost = seen.dead_letters_lost.get(id).copied().unwrap_or(0);
+        if copies != dead_lettered + lost {
+            v.push(format!(
+                "{id:?}: {copies} dead letters, {dead_lettered} dead-letterings and {lost} lost                  responses"
+            ));
+        }
+    }
+    for (key, n) in applied {
+        if n > 1 {
+            v.push(format!("event {key} applied {n} times"));
+        }
+    }
+    v
+}
+
+/// One line about a run.
+pub fn summary(scenario: &Scenario, run: &Run, seen: &Observed) -> String {
+    let s = &run.stats;
+    let mut line = format!(
+        "seed {}: {} batches, {} records ({} poison) in {} partitions; {} rounds, {} ingest \
+         invocations ({} record deliveries), {} relay invocations; {} committed messages, {} \
+         deliveries, {} dead letters; {} whole-batch retries, {} rewinds; faults:",
+        scenario.seed,
+        scenario.batches.len(),
+        scenario.records().count(),
+        scenario.poison().len(),
+        scenario.partitions.len(),
+        s.rounds,
+        s.ingest_invocations,
+        s.record_deliveries,
+        s.relay_invocations,
+        seen.committed.len(),
+        seen.delivered.len(),
+        seen.dead_letters.len(),
+        s.whole_retries,
+        s.rewinds,
+    );
+    for ((call, fault), n) in run.chaos.injected() {
+        let _ = write!(line, " {call:?}/{fault:?}={n}");
+    }
+    line
+}
+
+/// The outcome of one seed: the summary line, the faults injected, the violations.
+pub struct SeedResult {
+    pub seed: u64,
+    pub summary: String,
+    pub injected: BTreeMap<(Call, Fault), u32>,
+    pub violations: Vec<String>,
+}
+
+/// Generate, model, run and check one seed. Call it in a paused single-threaded runtime
+/// (`tokio::time::pause`) for the run to be reproducible.
+pub async fn run_seed(seed: u64) -> SeedResult {
+    let scenario = Scenario::generate(seed);
+    let model = match model(&scenario).await {
+        Ok(model) => model,
+        Err(e) => {
+            return SeedResult {
+                seed,
+                summary: format!("seed {seed}: bad scenario"),
+                injected: BTreeMap::new(),
+                violations: vec![e],
+            }
+        }
+    };
+    let run = run(&scenario).await;
+    let seen = Observed::of(&scenario, &run);
+    SeedResult {
+        seed,
+        summary: summary(&scenario, &run, &seen),
+        injected: run.chaos.injected(),
+        violations: check(&scenario, &model, &seen),
+    }
+}
