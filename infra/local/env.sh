@@ -9,13 +9,15 @@
 #   eval "$(infra/local/env.sh)"     # same, from a subshell
 #   infra/local/env.sh               # print them as `export NAME=value` lines
 #
-# Values come from .local/env, which infra/local/create_resources.py (run by start.sh) writes
-# with the queue URLs the server reported.
+# Values come from .local/env (${RAS_LOCAL_STATE_DIR:-.local}/env, as for start.sh), which
+# infra/local/create_resources.py (run by start.sh) writes with the queue URLs the server reported.
 
 _ras_env_main() {
-    local root env_file
+    local root state_dir env_file
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-    env_file="${root}/.local/env"
+    state_dir="${RAS_LOCAL_STATE_DIR:-.local}"
+    [[ "${state_dir}" == /* ]] || state_dir="${root}/${state_dir}"
+    env_file="${state_dir}/env"
     if [[ ! -f "${env_file}" ]]; then
         echo "env.sh: ${env_file} not found; start the local server first: infra/local/start.sh" >&2
         return 1

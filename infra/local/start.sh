@@ -3,7 +3,8 @@
 #
 #   infra/local/start.sh [--reset]
 #
-# Port: ${RAS_LOCAL_PORT:-4566} on 127.0.0.1. Log: .local/moto.log, PID: .local/moto.pid.
+# Port: ${RAS_LOCAL_PORT:-4566} on 127.0.0.1. State directory: ${RAS_LOCAL_STATE_DIR:-.local}
+# (relative to the repository root unless absolute): log moto.log, PID moto.pid, environment env.
 # A server already started by this script (PID file, process alive, port answering) is reused;
 # --reset then wipes its state before the resources are created again.
 # Needs infra/local/setup.sh to have run (creates .venv).
@@ -12,7 +13,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PORT="${RAS_LOCAL_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:${PORT}"
-STATE_DIR="${ROOT}/.local"
+STATE_DIR="${RAS_LOCAL_STATE_DIR:-.local}"
+[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${ROOT}/${STATE_DIR}"
 PID_FILE="${STATE_DIR}/moto.pid"
 LOG_FILE="${STATE_DIR}/moto.log"
 MOTO="${ROOT}/.venv/bin/moto_server"
@@ -24,7 +26,7 @@ for arg in "$@"; do
     case "${arg}" in
         --reset) reset_args=(--reset) ;;
         -h | --help)
-            sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -96,5 +98,6 @@ else
     echo "start: moto server up (pid ${pid})"
 fi
 
-AWS_ENDPOINT_URL="${ENDPOINT}" "${PY}" "${ROOT}/infra/local/create_resources.py" "${reset_args[@]}"
+AWS_ENDPOINT_URL="${ENDPOINT}" "${PY}" "${ROOT}/infra/local/create_resources.py" "${reset_args[@]}" \
+    --env-file "${STATE_DIR}/env"
 echo "start: ready; load the environment with: source infra/local/env.sh"

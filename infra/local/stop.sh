@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Stop the local AWS-API server started by infra/local/start.sh (by its PID file; only a
-# process that is a moto server is signalled) and remove .local/env.
+# process that is a moto server is signalled) and remove its env file. State directory:
+# ${RAS_LOCAL_STATE_DIR:-.local}, as for start.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PID_FILE="${ROOT}/.local/moto.pid"
-ENV_FILE="${ROOT}/.local/env" # written by create_resources.py; stale once the server is gone
+STATE_DIR="${RAS_LOCAL_STATE_DIR:-.local}"
+[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${ROOT}/${STATE_DIR}"
+PID_FILE="${STATE_DIR}/moto.pid"
+ENV_FILE="${STATE_DIR}/env" # written by create_resources.py; stale once the server is gone
 STOP_TIMEOUT_S=10
 
 if [[ ! -f "${PID_FILE}" ]]; then

@@ -168,73 +168,15 @@ impl LocalAws {
     }
 }
 
-/// Counts the HTTP requests a DynamoDB client sends, per operation (`Query`,
-/// `TransactWriteItems`, …; SDK-level retries included: every transmission counts).
-#[derive(Clone, Debug, Default)]
-pub struct RequestCounter {
-    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
-}
-
-impl RequestCounter {
-    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    pub fn get(&self, operation: &str) -> u64 {
-        self.snapshot().get(operation).copied().unwrap_or(0)
-    }
-
-    pub fn total(&self) -> u64 {
-        self.snapshot().values().sum()
-    }
-
-    pub fn reset(&self) {
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
-    }
-}
-
-impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        // `X-Amz-Target: DynamoDB_20120810.TransactWriteItems`
-        let operation = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .and_then(|target| target.rsplit('.').next())
-            .unwrap_or("unknown")
-            .to_string();
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(operation)
-            .or_insert(0) += 1;
-        Ok(())
-    }
-}
+/// Counts the HTTP requests an SDK client sends, per operation (`Query`,
+/// `TransactWriteItems`, …; SDK-level retries included: every transmission counts). Shared with
+/// the local pipeline (`ras_local::counter`).
+pub use ras_local::RequestCounter;
 
 impl LocalAws {
     /// A DynamoDB client that counts its requests into `counter`.
     pub fn counted_dynamo(&self, counter: &RequestCounter) -> aws_sdk_dynamodb::Client {
-        let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
-            .interceptor(counter.clone())
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        counter.dynamo_client(&self.sdk)
     }
 }
 
@@ -289,117 +231,21 @@ impl<S: ras_domain::ports::AggregateStore> ras_domain::ports::AggregateStore
     }
 }
 
-/// The table definitions of `infra/resources.json` (the part DynamoDB's `CreateTable` needs).
-fn resource_tables() -> Vec<serde_json::Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/resources.json");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let spec: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    spec["tables"].as_array().cloned().unwrap_or_default()
-}
-
 impl LocalAws {
     /// Tables of this test only, with the keys and GSIs of `infra/resources.json`'s state and
     /// outbox tables (no stream, TTL or backups: nothing reads them here), named
-    /// `<name>-t-<8 hex>`. moto copies every table a transaction
-    /// touches, item by item, for each of its actions: small private tables keep commits
-    /// fast and a heavy test from slowing down the others. Delete them with
+    /// `<name>-t-<8 hex>` (`ras_local::resources::create_tables`). moto copies every table a
+    /// transaction touches, item by item, for each of its actions: small private tables keep
+    /// commits fast and a heavy test from slowing down the others. Delete them with
     /// [`LocalAws::delete_tables`].
     pub async fn create_private_tables(&self) -> StoreConfig {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-            Projection, ProjectionType, ScalarAttributeType,
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .unwrap_or_else(|e| panic!("key schema: {e}"))
-        };
-        let keys = |pk: &serde_json::Value, sk: &serde_json::Value| {
-            let mut schema = vec![key(pk.as_str().unwrap_or("pk"), KeyType::Hash)];
-            if let Some(sk) = sk.as_str() {
-                schema.push(key(sk, KeyType::Range));
-            }
-            schema
-        };
-        let suffix = unique("t");
-        let mut names = std::collections::BTreeMap::new();
-        let wanted = [
-            ras_aws::config::DEFAULT_STATE_TABLE,
-            ras_aws::config::DEFAULT_OUTBOX_TABLE,
-        ];
-        for table in resource_tables() {
-            let base = table["name"].as_str().unwrap_or_default().to_string();
-            if !wanted.contains(&base.as_str()) {
-                continue;
-            }
-            let name = format!("{base}-{suffix}");
-            let mut request = self
-                .dynamo
-                .create_table()
-                .table_name(&name)
-                .billing_mode(BillingMode::PayPerRequest)
-                .set_key_schema(Some(keys(
-                    &table["key_schema"]["partition_key"],
-                    &table["key_schema"]["sort_key"],
-                )));
-            for (attribute, kind) in table["attribute_definitions"]
-                .as_object()
-                .into_iter()
-                .flatten()
-            {
-                let kind = ScalarAttributeType::from(kind.as_str().unwrap_or("S"));
-                request = request.attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(attribute)
-                        .attribute_type(kind)
-                        .build()
-                        .unwrap_or_else(|e| panic!("attribute: {e}")),
-                );
-            }
-            for index in table["global_secondary_indexes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                request = request.global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(index["name"].as_str().unwrap_or_default())
-                        .set_key_schema(Some(keys(&index["partition_key"], &index["sort_key"])))
-                        .projection(
-                            Projection::builder()
-                                .projection_type(
-                                    match index["projection"].as_str().unwrap_or("ALL") {
-                                        "KEYS_ONLY" => ProjectionType::KeysOnly,
-                                        "INCLUDE" => ProjectionType::Include,
-                                        _ => ProjectionType::All,
-                                    },
-                                )
-                                .build(),
-                        )
-                        .build()
-                        .unwrap_or_else(|e| panic!("index: {e}")),
-                );
-            }
-            request
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
-            names.insert(base, name);
-        }
-        let name = |base: &str| {
-            names
-                .get(base)
-                .cloned()
-                .unwrap_or_else(|| panic!("infra/resources.json has no table {base}"))
-        };
-        StoreConfig::new(
-            name(ras_aws::config::DEFAULT_STATE_TABLE),
-            name(ras_aws::config::DEFAULT_OUTBOX_TABLE),
+        ras_local::resources::create_tables(
+            &self.dynamo,
+            &unique("t"),
+            ras_local::resources::Streams::Off,
         )
+        .await
+        .unwrap_or_else(|e| panic!("private tables: {e}"))
     }
 
     pub async fn delete_tables(&self, tables: &StoreConfig) {

@@ -4,7 +4,7 @@
 
 use crate::local_aws::{unique, LocalAws};
 use aws_lambda_events::dynamodb::Event;
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::Record;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use ras_aws::dynamo::{DynamoStore, OutboxItem};
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
@@ -13,7 +13,7 @@ use ras_domain::service::{process_record, ConsumedRecord, RecordOutcome};
 use ras_domain::testing::events::{
     assessment_result, pipeline_completed, registration, TestRecord,
 };
-use serde_json::{json, Value};
+use ras_local::stream::is_insert;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use uuid::Uuid;
@@ -243,210 +243,52 @@ pub async fn complete_batches(
 
 // ------------------------------------------------------------------ the outbox stream
 
-/// Reads the outbox table's stream with the DynamoDB Streams API. [`OutboxStream::open`]
-/// remembers the end of every shard, so only records written afterwards are returned. Every
-/// poll re-acquires its shard iterator (`AFTER_SEQUENCE_NUMBER`): moto's iterators stop
-/// seeing new records after a failed transaction.
-pub struct OutboxStream {
-    client: aws_sdk_dynamodbstreams::Client,
-    pub stream_arn: String,
-    positions: HashMap<String, Option<String>>,
+/// The outbox stream reader and the Lambda event wrapping are the local pipeline's
+/// (`ras_local::stream`): DynamoDB Streams API, shard iterator re-acquired on every poll
+/// (moto's iterators stop seeing new records after a failed transaction).
+pub use ras_local::stream::{
+    lambda_event, lambda_record, record_event_id, sequence_number, OutboxStream,
+};
+
+/// Open the outbox table's stream of `aws` at its current end: only records written
+/// afterwards are read.
+pub async fn open_outbox_stream(aws: &LocalAws) -> OutboxStream {
+    OutboxStream::open(
+        &aws.dynamo,
+        aws_sdk_dynamodbstreams::Client::new(&aws.sdk),
+        &aws.tables.outbox_table,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl OutboxStream {
-    pub async fn open(aws: &LocalAws) -> Self {
-        let table = aws
-            .dynamo
-            .describe_table()
-            .table_name(&aws.tables.outbox_table)
-            .send()
+/// Poll until the INSERT records of all `event_ids` arrived (≤ 10 s); returns just those
+/// records, in stream order.
+pub async fn inserts_of(stream: &mut OutboxStream, event_ids: &HashSet<String>) -> Vec<Record> {
+    let mut found: Vec<Record> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for _ in 0..100 {
+        let records = stream
+            .read_new()
             .await
-            .unwrap_or_else(|e| panic!("DescribeTable {}: {e:?}", aws.tables.outbox_table));
-        let stream_arn = table
-            .table()
-            .and_then(|t| t.latest_stream_arn())
-            .unwrap_or_else(|| panic!("table {} has no stream", aws.tables.outbox_table))
-            .to_string();
-        let mut stream = OutboxStream {
-            client: aws_sdk_dynamodbstreams::Client::new(&aws.sdk),
-            stream_arn,
-            positions: HashMap::new(),
-        };
-        stream.read_new().await;
-        stream
-    }
-
-    async fn shard_ids(&self) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut start: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .describe_stream()
-                .stream_arn(&self.stream_arn)
-                .set_exclusive_start_shard_id(start.clone())
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("DescribeStream: {e:?}"));
-            let Some(desc) = out.stream_description else {
-                break;
-            };
-            ids.extend(
-                desc.shards()
-                    .iter()
-                    .filter_map(|s| s.shard_id().map(str::to_string)),
-            );
-            start = desc.last_evaluated_shard_id;
-            if start.is_none() {
-                break;
-            }
-        }
-        ids
-    }
-
-    /// Every record written since the last read, per shard in stream order.
-    pub async fn read_new(&mut self) -> Vec<Record> {
-        let mut all = Vec::new();
-        for shard in self.shard_ids().await {
-            loop {
-                let last = self.positions.get(&shard).cloned().flatten();
-                let mut req = self
-                    .client
-                    .get_shard_iterator()
-                    .stream_arn(&self.stream_arn)
-                    .shard_id(&shard);
-                req = match &last {
-                    Some(seq) => req
-                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                        .sequence_number(seq),
-                    None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                };
-                let iterator = req
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("GetShardIterator: {e:?}"))
-                    .shard_iterator
-                    .unwrap_or_else(|| panic!("GetShardIterator: no iterator"));
-                let out = self
-                    .client
-                    .get_records()
-                    .shard_iterator(iterator)
-                    .limit(1000)
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("GetRecords: {e:?}"));
-                let records = out.records.unwrap_or_default();
-                if records.is_empty() {
-                    self.positions.entry(shard.clone()).or_insert(last);
-                    break;
-                }
-                let newest = records
-                    .last()
-                    .and_then(|r| r.dynamodb())
-                    .and_then(|d| d.sequence_number())
-                    .map(str::to_string);
-                self.positions.insert(shard.clone(), newest);
-                all.extend(records);
-            }
-        }
-        all
-    }
-
-    /// Poll until the INSERT records of all `event_ids` arrived (≤ 10 s); returns just those
-    /// records, in stream order.
-    pub async fn inserts_of(&mut self, event_ids: &HashSet<String>) -> Vec<Record> {
-        let mut found: Vec<Record> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        for _ in 0..100 {
-            for record in self.read_new().await {
-                if let Some(id) = record_event_id(&record) {
-                    if event_ids.contains(&id) && is_insert(&record) && seen.insert(id) {
-                        found.push(record);
-                    }
+            .unwrap_or_else(|e| panic!("reading the outbox stream: {e}"));
+        for record in records {
+            if let Some(id) = record_event_id(&record) {
+                if event_ids.contains(&id) && is_insert(&record) && seen.insert(id) {
+                    found.push(record);
                 }
             }
-            if seen.len() == event_ids.len() {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "the outbox stream delivered {} of {} inserts",
-            seen.len(),
-            event_ids.len()
-        );
+        if seen.len() == event_ids.len() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn is_insert(record: &Record) -> bool {
-    record.event_name().map(|n| n.as_str()) == Some("INSERT")
-}
-
-/// The `event_id` of a stream record (from its new image).
-pub fn record_event_id(record: &Record) -> Option<String> {
-    record
-        .dynamodb()
-        .and_then(|d| d.new_image())
-        .and_then(|k| k.get("event_id"))
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-}
-
-pub fn sequence_number(record: &Record) -> String {
-    record
-        .dynamodb()
-        .and_then(|d| d.sequence_number())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// A Streams API record as the Lambda event carries it. `ApproximateCreationDateTime` is
-/// truncated to whole seconds (`aws_lambda_events` misreads fractions).
-pub fn lambda_record(record: &Record, stream_arn: &str) -> Value {
-    let change = record.dynamodb();
-    let image = |map: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
-        map.map(|m| {
-            serde_json::to_value(serde_dynamo::Item::from(m.clone()))
-                .unwrap_or_else(|e| panic!("image to JSON: {e}"))
-        })
-    };
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": change
-            .and_then(|c| c.approximate_creation_date_time())
-            .map(|t| t.secs())
-            .unwrap_or(0),
-        "SequenceNumber": change.and_then(|c| c.sequence_number()),
-        "SizeBytes": change.and_then(|c| c.size_bytes()).unwrap_or(0),
-        "StreamViewType": change.and_then(|c| c.stream_view_type()).map(|v| v.as_str().to_string()),
-    });
-    if let Some(keys) = image(change.and_then(|c| c.keys())) {
-        dynamodb["Keys"] = keys;
-    }
-    if let Some(new_image) = image(change.and_then(|c| c.new_image())) {
-        dynamodb["NewImage"] = new_image;
-    }
-    if let Some(old_image) = image(change.and_then(|c| c.old_image())) {
-        dynamodb["OldImage"] = old_image;
-    }
-    json!({
-        "eventID": record.event_id(),
-        "eventName": record.event_name().map(|n| n.as_str().to_string()),
-        "eventVersion": record.event_version(),
-        "eventSource": record.event_source(),
-        "awsRegion": record.aws_region(),
-        "dynamodb": dynamodb,
-        "eventSourceARN": stream_arn,
-    })
-}
-
-/// The Lambda DynamoDB stream event of `records` (as the event source mapping delivers them).
-pub fn lambda_event(records: &[Record], stream_arn: &str) -> Event {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| lambda_record(r, stream_arn))
-        .collect();
-    serde_json::from_value(json!({ "Records": records }))
-        .unwrap_or_else(|e| panic!("Lambda DynamoDB event: {e}"))
+    panic!(
+        "the outbox stream delivered {} of {} inserts",
+        seen.len(),
+        event_ids.len()
+    );
 }
 
 /// Commit `batches` complete batches and read their outbox inserts from the stream: the
@@ -456,9 +298,9 @@ pub async fn committed_stream_event(
     batches: usize,
     teachers: usize,
 ) -> (Vec<OutboxItem>, Event) {
-    let mut stream = OutboxStream::open(aws).await;
+    let mut stream = open_outbox_stream(aws).await;
     let items = complete_batches(aws, batches, teachers, Timestamp::now()).await;
     let ids: HashSet<String> = items.iter().map(|i| i.event_id.to_string()).collect();
-    let records = stream.inserts_of(&ids).await;
+    let records = inserts_of(&mut stream, &ids).await;
     (items, lambda_event(&records, &stream.stream_arn))
 }

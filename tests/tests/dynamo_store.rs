@@ -167,7 +167,7 @@ async fn ingest_payload(
         marker.topic
     );
     let plan = apply(&loaded, payload, ctx).expect("rules apply");
-    let outcome = commit_exclusive(&store, marker, &plan)
+    let outcome = commit_exclusive(store, marker, &plan)
         .await
         .expect("commit");
     assert_eq!(outcome, CommitOutcome::Committed, "{}", marker.topic);
