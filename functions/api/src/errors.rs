@@ -35,6 +35,9 @@ pub enum ApiError {
     InvalidOffset,
     #[error("Invalid status")]
     InvalidStatus,
+    /// A Lambda event that does not form an HTTP request (see [`crate::lambda::handle`]).
+    #[error("Invalid request")]
+    InvalidRequest,
     #[error("Batch not found")]
     BatchNotFound,
     #[error("Assessment not found")]
@@ -59,7 +62,8 @@ impl ApiError {
             | ApiError::InvalidAssessmentId
             | ApiError::InvalidLimit
             | ApiError::InvalidOffset
-            | ApiError::InvalidStatus => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidStatus
+            | ApiError::InvalidRequest => StatusCode::BAD_REQUEST,
             ApiError::BatchNotFound | ApiError::AssessmentNotFound | ApiError::NotFound => {
                 StatusCode::NOT_FOUND
             }

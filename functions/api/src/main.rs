@@ -1,5 +1,5 @@
 //! The API function: wiring only. Builds the DynamoDB store and the router once, then either
-//! serves Lambda invocations (`lambda_http::run`) or — with `RAS_API_LOCAL_ADDR` or
+//! serves Lambda invocations (`api::lambda::handle` on `lambda_runtime`) or — with `RAS_API_LOCAL_ADDR` or
 //! `--serve <addr>` — plain HTTP on that address (the local pipeline).
 //!
 //! `--print-openapi` prints the OpenAPI document (`docs/openapi.json`) and exits.
@@ -86,6 +86,11 @@ async fn main() -> Result<(), Error> {
                 .await?;
             Ok(())
         }
-        _ => lambda_http::run(app).await,
+        _ => {
+            lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+                api::lambda::handle(app.clone(), event)
+            }))
+            .await
+        }
     }
 }
