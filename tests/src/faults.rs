@@ -620,33 +620,8 @@ impl<P: MessagePublisher> MessagePublisher for FlakyPublisher<P> {
             }
             Some(Fault::PartialFailure) => {
                 let failing = self.chaos.failing_entries(messages.len());
-                let healthy: Vec<OutgoingMessage> = messages
-                    .iter()
-                    .zip(&failing)
-                    .filter(|(_, f)| !**f)
-                    .map(|(m, _)| m.clone())
-                    .collect();
-                let mut sent = if healthy.is_empty() {
-                    Vec::new()
-                } else {
-                    self.inner.send_batch(destination, &healthy).await?
-                }
-                .into_iter();
-                Ok(failing
-                    .iter()
-                    .map(|f| {
-                        let failed = SendResult::Failed {
-                            retryable: true,
-                            code: "InternalError".into(),
-                            message: "injected per-entry failure".into(),
-                        };
-                        if *f {
-                            failed
-                        } else {
-                            sent.next().unwrap_or(failed)
-                        }
-                    })
-                    .collect())
+                relay::testing::send_failing_entries(&self.inner, destination, messages, &failing)
+                    .await
             }
         }
     }

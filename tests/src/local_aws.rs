@@ -7,7 +7,7 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::Message;
 use ras_aws::config::StoreConfig;
 use ras_aws::dynamo::{DynamoStore, OutboxItem};
 use uuid::Uuid;
@@ -99,40 +99,9 @@ impl LocalAws {
 
     /// Receive (and delete) every message of a queue, with all message attributes.
     pub async fn drain_queue(&self, url: &str) -> Vec<Message> {
-        let mut messages = Vec::new();
-        let mut empty_polls = 0;
-        while empty_polls < 2 {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .visibility_timeout(60)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("ReceiveMessage {url}: {e:?}"));
-            let batch = out.messages.unwrap_or_default();
-            if batch.is_empty() {
-                empty_polls += 1;
-                continue;
-            }
-            for m in &batch {
-                if let Some(handle) = m.receipt_handle() {
-                    let _ = self
-                        .sqs
-                        .delete_message()
-                        .queue_url(url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await;
-                }
-            }
-            messages.extend(batch);
-        }
-        messages
+        ras_local::pipeline::drain(&self.sqs, url)
+            .await
+            .unwrap_or_else(|e| panic!("drain {url}: {e}"))
     }
 
     /// Every outbox item of a batch (a filtered scan: fine for the small local tables).

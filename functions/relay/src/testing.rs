@@ -174,37 +174,48 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
                 "injected: SendMessageBatch failed (HTTP 503)".into(),
             ));
         }
-        let healthy: Vec<OutgoingMessage> = messages
-            .iter()
-            .zip(&failing)
-            .filter(|(_, f)| !**f)
-            .map(|(m, _)| m.clone())
-            .collect();
-        let mut inner_results = if healthy.is_empty() {
-            Vec::new()
-        } else {
-            self.inner.send_batch(destination, &healthy).await?
-        }
-        .into_iter();
-        Ok(failing
-            .iter()
-            .map(|f| {
-                if *f {
-                    SendResult::Failed {
-                        retryable: true,
-                        code: "InternalError".into(),
-                        message: "injected per-entry failure".into(),
-                    }
-                } else {
-                    inner_results.next().unwrap_or(SendResult::Failed {
-                        retryable: true,
-                        code: "NoResult".into(),
-                        message: "inner publisher returned too few results".into(),
-                    })
-                }
-            })
-            .collect())
+        send_failing_entries(&self.inner, destination, messages, &failing).await
     }
+}
+
+/// Send `messages` through `inner` except those marked in `failing`, which come back as
+/// retryable per-entry failures (as SQS reports them), results in the order of `messages`.
+pub async fn send_failing_entries<P: MessagePublisher>(
+    inner: &P,
+    destination: Destination,
+    messages: &[OutgoingMessage],
+    failing: &[bool],
+) -> Result<Vec<SendResult>, PublishError> {
+    let healthy: Vec<OutgoingMessage> = messages
+        .iter()
+        .zip(failing)
+        .filter(|(_, f)| !**f)
+        .map(|(m, _)| m.clone())
+        .collect();
+    let mut inner_results = if healthy.is_empty() {
+        Vec::new()
+    } else {
+        inner.send_batch(destination, &healthy).await?
+    }
+    .into_iter();
+    Ok(failing
+        .iter()
+        .map(|f| {
+            if *f {
+                SendResult::Failed {
+                    retryable: true,
+                    code: "InternalError".into(),
+                    message: "injected per-entry failure".into(),
+                }
+            } else {
+                inner_results.next().unwrap_or(SendResult::Failed {
+                    retryable: true,
+                    code: "NoResult".into(),
+                    message: "inner publisher returned too few results".into(),
+                })
+            }
+        })
+        .collect())
 }
 
 /// A Lambda DynamoDB stream event with one `INSERT` per item, sequence numbers from

@@ -754,8 +754,9 @@ async fn summarise_batches(
     Ok(batches)
 }
 
-/// Receive and delete every message of a queue.
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>, PipelineError> {
+/// Receive and delete every message of a queue, with all message attributes (two empty
+/// polls end it).
+pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>, PipelineError> {
     let mut messages = Vec::new();
     let mut empty_polls = 0;
     while empty_polls < 2 {
