@@ -77,7 +77,68 @@ pub struct BatchRoot {
     /// Latest event time of any change.
     pub updated_at: Option<Timestamp>,
     pub results_ready: Option<Emission>,
+    /// Processing time at which the batch was first seen completed (BOS's report or the strict
+    /// every-phase rule) while facts its results-ready event needs were still missing
+    /// ([`crate::projection::missing_facts`]); cleared when the event is emitted. The facts
+    /// timer emits it anyway once this is older than the grace period
+    /// ([`crate::rules::emit_overdue_results`]).
+    #[serde(default)]
+    pub awaiting_facts_since: Option<Timestamp>,
+    /// What was still missing when the results-ready event went out on the facts timer; `None`
+    /// when it went out with every fact.
+    #[serde(default)]
+    pub results_ready_missing: Option<MissingFacts>,
     pub derived: DerivedBatch,
+}
+
+/// Facts a results-ready event waits for and does not have yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingFacts {
+    /// BOS's `BatchPipelineCompletedV1` has not arrived (the batch was seen complete by the
+    /// every-phase rule only).
+    #[serde(default)]
+    pub pipeline_completion: bool,
+    /// Phases BOS lists or that ran (by a result) without ELS's phase outcome.
+    #[serde(default)]
+    pub phases: Vec<PhaseName>,
+    /// Essays ELS reports in a phase without their own result stored.
+    #[serde(default)]
+    pub essays: Vec<MissingResult>,
+}
+
+impl MissingFacts {
+    pub fn is_empty(&self) -> bool {
+        !self.pipeline_completion && self.phases.is_empty() && self.essays.is_empty()
+    }
+}
+
+impl std::fmt::Display for MissingFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phases: Vec<&str> = self.phases.iter().map(|p| p.as_str()).collect();
+        let essays: Vec<String> = self
+            .essays
+            .iter()
+            .map(|m| format!("{}:{}", m.phase.as_str(), m.essay_id))
+            .collect();
+        write!(
+            f,
+            "pipeline completion {}, phase outcomes [{}], essay results [{}]",
+            if self.pipeline_completion {
+                "missing"
+            } else {
+                "present"
+            },
+            phases.join(", "),
+            essays.join(", ")
+        )
+    }
+}
+
+/// One essay's result ELS reported and we do not have.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MissingResult {
+    pub phase: PhaseName,
+    pub essay_id: String,
 }
 
 /// Values computed from the facts by [`crate::projection::derive_batch`]; stored for queries.
@@ -101,6 +162,8 @@ impl BatchRoot {
             processing_started_at: None,
             updated_at: None,
             results_ready: None,
+            awaiting_facts_since: None,
+            results_ready_missing: None,
             derived: DerivedBatch::default(),
         }
     }

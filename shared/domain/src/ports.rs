@@ -86,6 +86,19 @@ pub trait AggregateStore: Send + Sync {
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 }
 
+/// The batches whose results-ready event waits for facts (`BatchRoot::awaiting_facts_since`),
+/// for the facts timer.
+pub trait AwaitingFactsIndex: Send + Sync {
+    /// Ids of batches awaiting facts since `cutoff` or earlier, longest waiting first, at most
+    /// `limit`. The index may lag the store (DynamoDB GSIs are eventually consistent): callers
+    /// re-check each batch against its consistently read aggregate.
+    fn awaiting_since(
+        &self,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
 /// One page of a user's batches, newest first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchPage {

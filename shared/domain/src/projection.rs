@@ -7,7 +7,7 @@ use crate::contracts::{
     PhaseResultSummary, PhaseResults, ProcessingStage, Timestamp,
 };
 use crate::facts::BatchFacts;
-use crate::model::{CjJobRecord, DerivedBatch};
+use crate::model::{CjJobRecord, DerivedBatch, MissingFacts, MissingResult};
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
 
@@ -158,18 +158,37 @@ fn essay_failed_somewhere(
 
 /// Per-phase counts over the attached essays, for the phases that ran, in pipeline order.
 pub fn phase_summaries(agg: &impl BatchFacts) -> PhaseResults {
-    phase_summaries_in(agg, &Shape::of(agg))
+    phase_summaries_in(agg, &Shape::of(agg), agg.root().processing_started_at)
 }
 
-fn phase_summaries_in(agg: &impl BatchFacts, shape: &Shape<'_>) -> PhaseResults {
-    let started = agg.root().processing_started_at;
-    let summaries = shape
-        .phases
+fn phase_summaries_in(
+    agg: &impl BatchFacts,
+    shape: &Shape<'_>,
+    started: Option<Timestamp>,
+) -> PhaseResults {
+    summaries_over(
+        agg,
+        &shape.essays,
+        &shape.phases,
+        started,
+        essay_phase_stage,
+    )
+}
+
+/// Per-phase counts over `essays`, for `phases`, with an essay's stage in a phase from `stage`.
+fn summaries_over<F: BatchFacts>(
+    agg: &F,
+    essays: &BTreeSet<&str>,
+    phases: &BTreeSet<PhaseName>,
+    started: Option<Timestamp>,
+    stage: impl Fn(&F, &str, PhaseName) -> Option<ProcessingStage>,
+) -> PhaseResults {
+    let summaries = phases
         .iter()
         .map(|&phase| {
             let (mut completed, mut failed) = (0i64, 0i64);
-            for id in &shape.essays {
-                match essay_phase_stage(agg, id, phase) {
+            for id in essays {
+                match stage(agg, id, phase) {
                     Some(ProcessingStage::Completed) => completed += 1,
                     Some(ProcessingStage::Failed) => failed += 1,
                     _ => {}
@@ -214,7 +233,9 @@ fn essays_complete_in(
     if essays.is_empty() || !phases.contains(&PhaseName::CjAssessment) {
         return false;
     }
-    for phase in phases {
+    // CJ is the last phase that produces results: phases reported after it (NLP, student
+    // matching) neither hold back nor undo the rule, whichever order their outcomes arrive in.
+    for phase in phases.range(..=PhaseName::CjAssessment) {
         let Some(outcome) = agg.phase(*phase) else {
             return false;
         };
@@ -240,9 +261,79 @@ fn essays_complete_in(
     true
 }
 
-/// A batch is complete when BOS reported its pipeline completed, or by [`essays_complete`].
+/// The batch is reported complete: BOS reported its pipeline completed, or [`essays_complete`].
+/// Its results-ready event still waits for [`missing_facts`] (see [`results_ready_due`]).
 pub fn is_complete(agg: &impl BatchFacts) -> bool {
     agg.root().pipeline_completion.is_some() || essays_complete(agg)
+}
+
+/// The facts a results-ready event is computed from and that are not stored yet (SPEC §3.6):
+/// BOS's pipeline completion (the authority that the pipeline is over, and whose final status
+/// the event carries); for every phase BOS lists or that ran, ELS's phase outcome; for every
+/// essay an outcome lists as processed, its own result — its spellcheck result, or for CJ a job
+/// result ranking it. Essays an outcome lists as failed need no result of their own, and phases
+/// without per-essay results (AI feedback, NLP, student matching) wait for ELS alone.
+///
+/// Once this is empty, every figure of the event is a function of facts that are all present:
+/// whichever order the records arrived in, the event carries the same data (docs/deviations.md).
+pub fn missing_facts(agg: &impl BatchFacts) -> MissingFacts {
+    let mut missing = MissingFacts {
+        pipeline_completion: agg.root().pipeline_completion.is_none(),
+        ..MissingFacts::default()
+    };
+    let mut cj_ranked: Option<BTreeSet<&str>> = None;
+    for phase in phases_ran(agg) {
+        let Some(outcome) = agg.phase(phase) else {
+            missing.phases.push(phase);
+            continue;
+        };
+        let mut has_result = |id: &str| match phase {
+            PhaseName::Spellcheck => agg
+                .essay(id)
+                .and_then(|e| e.spellcheck.as_ref())
+                .is_some_and(|s| s.stage.is_terminal()),
+            PhaseName::CjAssessment => cj_ranked
+                .get_or_insert_with(|| {
+                    agg.cj_jobs()
+                        .flat_map(|(_, job)| job.result.essay_results.iter())
+                        .filter(|r| !r.is_anchor)
+                        .map(|r| r.essay_id.as_str())
+                        .collect()
+                })
+                .contains(id),
+            _ => true,
+        };
+        for id in &outcome.processed_essay_ids {
+            if !has_result(id) {
+                missing.essays.push(MissingResult {
+                    phase,
+                    essay_id: id.clone(),
+                });
+            }
+        }
+    }
+    missing.essays.sort();
+    missing.essays.dedup();
+    missing
+}
+
+/// The results-ready event is due: the batch is registered (its owner is known) and no fact is
+/// missing ([`missing_facts`]; BOS's pipeline completion among them).
+pub fn results_ready_due(agg: &impl BatchFacts) -> bool {
+    agg.root().registration.is_some() && missing_facts(agg).is_empty()
+}
+
+/// The correlation id of the results-ready event and its notification, chosen among the facts
+/// (not by which record happened to complete the batch): BOS's pipeline completion, else ELS's
+/// outcome of the last phase that ran, else the registration's.
+pub fn results_ready_correlation(agg: &impl BatchFacts) -> Option<uuid::Uuid> {
+    if let Some(pc) = &agg.root().pipeline_completion {
+        return Some(pc.correlation_id);
+    }
+    if let Some((_, outcome)) = agg.phases().last() {
+        return Some(outcome.correlation_id);
+    }
+    agg.root().registration.as_ref().map(|r| r.correlation_id)
 }
 
 /// When the batch finished: BOS's completion time, else the last phase's completion time.
@@ -260,9 +351,10 @@ fn completion_time_in(agg: &impl BatchFacts, shape: &Shape<'_>) -> Option<Timest
     if agg.root().results_ready.is_none() && !shape.essays_complete(agg) {
         return None;
     }
+    // As the every-phase rule: up to and including CJ assessment.
     shape
         .phases
-        .iter()
+        .range(..=PhaseName::CjAssessment)
         .filter_map(|p| phase_completed_at(agg, *p))
         .max()
 }
@@ -304,7 +396,11 @@ fn overall_status_in(agg: &impl BatchFacts, shape: &Shape<'_>) -> Option<BatchSt
         .map(|f| f.provenance.occurred_at);
     match (completed_at, failure_at) {
         (Some(done), Some(failed)) if failed < done => Some(BatchStatus::FailedCritically),
-        (Some(_), _) => Some(status_from_counts(&phase_summaries_in(agg, shape))),
+        (Some(_), _) => Some(status_from_counts(&phase_summaries_in(
+            agg,
+            shape,
+            agg.root().processing_started_at,
+        ))),
         (None, Some(_)) => Some(BatchStatus::FailedCritically),
         (None, None) if agg.root().processing_started_at.is_some() => {
             Some(BatchStatus::ProcessingPipelines)
@@ -384,19 +480,36 @@ pub struct ResultsReadyFigures {
     pub processing_duration_seconds: f64,
 }
 
+/// The figures of the results-ready event. Each is computed from the facts the event waits
+/// for ([`missing_facts`]), so that records arriving after it (a failed essay's own result, an
+/// in-progress result, a slot assignment) cannot make two runs of the same batch differ:
+/// the essays are those ELS's outcomes name (all attached essays while no outcome is stored),
+/// an essay's stage in a phase is ELS's where the phase outcome names it, and the start of
+/// processing is [`figures_start`].
 pub fn results_ready_figures(agg: &impl BatchFacts) -> ResultsReadyFigures {
     let shape = Shape::of(agg);
-    let completed_essays = shape
-        .essays
+    let mut essays: BTreeSet<&str> = BTreeSet::new();
+    for (_, outcome) in agg.phases() {
+        essays.extend(outcome.processed_essay_ids.iter().map(String::as_str));
+        essays.extend(outcome.failed_essay_ids.iter().map(String::as_str));
+    }
+    if essays.is_empty() {
+        essays = shape.essays.clone();
+    }
+    let stage = |agg: &_, id: &str, phase: PhaseName| {
+        agg_phase_stage_of(agg, id, phase).or_else(|| essay_phase_stage(agg, id, phase))
+    };
+    let completed_essays = essays
         .iter()
         .filter(|id| {
             shape
                 .phases
                 .iter()
-                .any(|p| essay_phase_stage(agg, id, *p) == Some(ProcessingStage::Completed))
+                .any(|p| stage(agg, id, *p) == Some(ProcessingStage::Completed))
         })
         .count() as i64;
-    let phase_results = phase_summaries_in(agg, &shape);
+    let started = figures_start(agg);
+    let phase_results = summaries_over(agg, &essays, &shape.phases, started, stage);
     let completed_at = completion_time_in(agg, &shape);
     let overall_status = match &agg.root().pipeline_completion {
         Some(pc) => pc.final_status,
@@ -407,17 +520,61 @@ pub fn results_ready_figures(agg: &impl BatchFacts) -> ResultsReadyFigures {
             _ => status_from_counts(&phase_results),
         },
     };
-    let processing_duration_seconds = match (agg.root().processing_started_at, completed_at) {
+    let processing_duration_seconds = match (started, completed_at) {
         (Some(start), Some(done)) => done.seconds_since(&start).max(0.0),
         _ => 0.0,
     };
     ResultsReadyFigures {
-        total_essays: shape.essays.len() as i64,
+        total_essays: essays.len() as i64,
         completed_essays,
         phase_results,
         overall_status,
         processing_duration_seconds,
     }
+}
+
+/// ELS's word on an essay in a phase, when the phase outcome names it.
+fn agg_phase_stage_of(
+    agg: &impl BatchFacts,
+    essay_id: &str,
+    phase: PhaseName,
+) -> Option<ProcessingStage> {
+    agg.phase(phase).and_then(|o| o.stage_of(essay_id))
+}
+
+/// The start of processing as the results-ready figures count it: the earliest of the facts the
+/// event waits for ([`missing_facts`]) — ELS's phase outcomes and the results of the essays
+/// they list as processed (spellcheck results, CJ jobs ranking them). Results the event does not
+/// wait for (a failed essay's, an in-progress one) may arrive after it went out, so they do not
+/// count here; the stored `processing_started_at` (the API's) takes every phase signal.
+fn figures_start(agg: &impl BatchFacts) -> Option<Timestamp> {
+    let mut start: Option<Timestamp> = None;
+    let mut take = |t: Timestamp| start = Some(start.map_or(t, |s| s.min(t)));
+    for (phase, outcome) in agg.phases() {
+        take(outcome.provenance.occurred_at);
+        match phase {
+            PhaseName::Spellcheck => {
+                for id in &outcome.processed_essay_ids {
+                    if let Some(result) = agg.essay(id).and_then(|e| e.spellcheck.as_ref()) {
+                        take(result.provenance.occurred_at);
+                    }
+                }
+            }
+            PhaseName::CjAssessment => {
+                for (_, job) in agg.cj_jobs() {
+                    let ranks_a_processed_essay =
+                        job.result.essay_results.iter().any(|r| {
+                            !r.is_anchor && outcome.processed_essay_ids.contains(&r.essay_id)
+                        });
+                    if ranks_a_processed_essay {
+                        take(job.provenance.occurred_at);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    start
 }
 
 /// `batch_results_ready` notification payload (§5.3), projected from the domain event's figures.

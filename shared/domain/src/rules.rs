@@ -392,32 +392,86 @@ fn emit_due_events(
             });
         }
     }
-    if agg.root.results_ready.is_none() && projection::is_complete(agg) {
-        let event_id = ids::results_ready_event_id(&batch_id);
-        let figures = projection::results_ready_figures(agg);
-        let event = results_ready_event(&batch_id, &registration.user_id, &figures, ctx.now);
-        let payload = NotificationPayload::BatchResultsReady(projection::results_ready_payload(
-            &batch_id, &figures,
-        ));
-        push_with_notification(
-            &mut out,
-            PublishedTopic::BatchResultsReady,
-            event_id,
-            &batch_id,
-            &registration.user_id,
-            ctx.correlation_id,
-            &event,
-            payload,
-            NotificationPriority::High,
-            "batch_results_ready",
-            ctx.now,
-        )?;
-        agg.root.results_ready = Some(Emission {
-            event_id,
-            emitted_at: ctx.now,
-        });
+    if agg.root.results_ready.is_none() {
+        if projection::results_ready_due(agg) {
+            emit_results_ready(agg, &registration, ctx.now, &mut out)?;
+        } else if projection::is_complete(agg) {
+            // Reported complete (by BOS, or by the every-phase rule while BOS's report is still
+            // on its way), but facts the event's figures depend on are missing: wait for them,
+            // at most the grace period (the facts timer, `emit_overdue_results`).
+            agg.root.awaiting_facts_since.get_or_insert(ctx.now);
+        } else {
+            agg.root.awaiting_facts_since = None;
+        }
     }
     Ok(out)
+}
+
+/// Emit the results-ready event (and its notification) from the facts as they are, and record
+/// it on the root so it is never emitted again.
+fn emit_results_ready(
+    agg: &mut Draft<'_>,
+    registration: &Registration,
+    now: Timestamp,
+    out: &mut Vec<OutboxMessage>,
+) -> Result<(), RuleError> {
+    let batch_id = agg.root.batch_id.clone();
+    let event_id = ids::results_ready_event_id(&batch_id);
+    let figures = projection::results_ready_figures(agg);
+    let correlation_id =
+        projection::results_ready_correlation(agg).unwrap_or(registration.correlation_id);
+    let event = results_ready_event(&batch_id, &registration.user_id, &figures, now);
+    let payload = NotificationPayload::BatchResultsReady(projection::results_ready_payload(
+        &batch_id, &figures,
+    ));
+    push_with_notification(
+        out,
+        PublishedTopic::BatchResultsReady,
+        event_id,
+        &batch_id,
+        &registration.user_id,
+        correlation_id,
+        &event,
+        payload,
+        NotificationPriority::High,
+        "batch_results_ready",
+        now,
+    )?;
+    agg.root.results_ready = Some(Emission {
+        event_id,
+        emitted_at: now,
+    });
+    agg.root.awaiting_facts_since = None;
+    Ok(())
+}
+
+/// The facts timer: a batch reported complete whose facts have not all arrived within `grace`
+/// of it being seen complete gets its results-ready event now, with what is known; what was
+/// missing is recorded on the root (`results_ready_missing`). Nothing happens when the batch
+/// is not awaiting facts (any more), its wait is younger than `grace`, or the event is out.
+/// Facts arriving later are stored and served as usual; the event is not emitted again.
+pub fn emit_overdue_results(
+    agg: &BatchAggregate,
+    now: Timestamp,
+    grace_seconds: u64,
+) -> Result<Plan, RuleError> {
+    let (Some(since), None, Some(registration)) = (
+        agg.root.awaiting_facts_since,
+        &agg.root.results_ready,
+        &agg.root.registration,
+    ) else {
+        return Ok(Plan::default());
+    };
+    if now.seconds_since(&since) < grace_seconds as f64 || !projection::is_complete(agg) {
+        return Ok(Plan::default());
+    }
+    let mut next = Draft::new(agg);
+    let missing = projection::missing_facts(&next);
+    let mut out = Vec::new();
+    emit_results_ready(&mut next, registration, now, &mut out)?;
+    next.root.results_ready_missing = Some(missing);
+    next.root.derived = projection::derive_batch(&next);
+    Ok(next.into_plan(out))
 }
 
 /// The domain event, then — as the reference's projector does right after it — the teacher

@@ -126,3 +126,85 @@ pub async fn process_record<S: AggregateStore>(
         attempts: MAX_VERSION_CONFLICTS,
     })
 }
+
+/// What the facts timer did with one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OverdueOutcome {
+    /// The results-ready event was emitted without the facts listed.
+    Emitted {
+        batch_id: String,
+        missing: crate::model::MissingFacts,
+        published: usize,
+    },
+    /// Nothing to do: the event is out, the facts arrived, or the wait is younger than the
+    /// grace period (the index lags the store, or another timer run was first).
+    NotDue { batch_id: String },
+}
+
+/// The idempotency key of a timed emission: one per batch and wait.
+pub fn overdue_event_key(batch_id: &str, since: Timestamp) -> String {
+    format!("facts-deadline:{}:{batch_id}", since.unix_micros())
+}
+
+/// The facts timer's use case for one batch: load it, [`rules::emit_overdue_results`], and
+/// commit the plan with a marker in one transaction — the same path as a consumed record, so
+/// the version condition serialises it with ingest and a concurrent timer run.
+pub async fn emit_overdue<S: AggregateStore>(
+    store: &S,
+    batch_id: &str,
+    now: Timestamp,
+    grace_seconds: u64,
+) -> Result<OverdueOutcome, ProcessError> {
+    for _ in 0..MAX_VERSION_CONFLICTS {
+        let aggregate: BatchAggregate = store.load(batch_id).await?;
+        let Some(since) = aggregate.root.awaiting_facts_since else {
+            return Ok(OverdueOutcome::NotDue {
+                batch_id: batch_id.to_string(),
+            });
+        };
+        let plan = rules::emit_overdue_results(&aggregate, now, grace_seconds)?;
+        if plan.is_noop() {
+            return Ok(OverdueOutcome::NotDue {
+                batch_id: batch_id.to_string(),
+            });
+        }
+        let event_key = overdue_event_key(batch_id, since);
+        let marker = IdempotencyMarker::new(
+            event_key.clone(),
+            ids::payload_hash(event_key.as_bytes()),
+            FACTS_TIMER_SOURCE,
+            batch_id,
+            now,
+        );
+        match store.commit(&marker, &plan).await? {
+            CommitOutcome::Committed => {
+                let missing = plan
+                    .changes
+                    .iter()
+                    .find_map(|c| match c {
+                        crate::plan::StateChange::Root(root) => root.results_ready_missing.clone(),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                return Ok(OverdueOutcome::Emitted {
+                    batch_id: batch_id.to_string(),
+                    missing,
+                    published: plan.outbox.len(),
+                });
+            }
+            CommitOutcome::Duplicate | CommitOutcome::PayloadConflict { .. } => {
+                return Ok(OverdueOutcome::NotDue {
+                    batch_id: batch_id.to_string(),
+                })
+            }
+            CommitOutcome::VersionConflict => continue,
+        }
+    }
+    Err(ProcessError::Contention {
+        batch_id: batch_id.to_string(),
+        attempts: MAX_VERSION_CONFLICTS,
+    })
+}
+
+/// The `topic` recorded on the facts timer's markers.
+pub const FACTS_TIMER_SOURCE: &str = "ras.facts-timer";

@@ -527,19 +527,22 @@ fn critical_phase_failure_sets_failed_critically_with_error_detail() {
 fn fix6_fix7_full_pipeline_completes_once_with_real_timings() {
     let h = Harness::new();
     let events = full_pipeline_events();
-    for e in &events[..9] {
+    for e in &events[..10] {
         h.feed(e);
         assert!(
             h.published(PublishedTopic::BatchResultsReady).is_empty(),
-            "not complete before the CJ outcome"
+            "not due before BOS reports the pipeline completed"
         );
     }
-    h.feed(&events[9]); // CJ phase outcome completes it
+    // Every phase is reported: the every-phase rule holds and the batch waits for BOS only.
+    assert_eq!(h.status(), Some(BatchStatus::CompletedWithFailures));
+    assert!(h.agg().root.awaiting_facts_since.is_some());
+    h.feed(&events[10]); // BOS's pipeline-completed makes it due
     let ready = h.published(PublishedTopic::BatchResultsReady);
     assert_eq!(ready.len(), 1);
     let env = &ready[0];
     assert_eq!(env["event_id"], ids::results_ready_event_id(B).to_string());
-    assert_eq!(env["correlation_id"], event_id(10).to_string());
+    assert_eq!(env["correlation_id"], event_id(11).to_string());
     assert_eq!(env["metadata"], serde_json::json!({}));
     let data = &env["data"];
     assert_eq!(data["total_essays"], 3);
@@ -561,7 +564,8 @@ fn fix6_fix7_full_pipeline_completes_once_with_real_timings() {
         (Some(2), Some(0))
     );
     assert_eq!(cj["processing_time_seconds"], 19.0 * 60.0);
-    assert_eq!(data["processing_duration_seconds"], 19.0 * 60.0);
+    // From the first phase signal (minute 2) to BOS's completion (minute 25).
+    assert_eq!(data["processing_duration_seconds"], 23.0 * 60.0);
     let keys: Vec<_> = data["phase_results"]
         .as_object()
         .unwrap()
@@ -586,9 +590,9 @@ fn fix6_fix7_full_pipeline_completes_once_with_real_timings() {
         .get("phase_name")
         .is_none());
 
-    // Later phase outcomes, replays and BOS completion never re-emit.
+    // Later phase outcomes and replays never re-emit.
     h.feed(&events[9].republished(event_id(40)));
-    h.feed(&events[10]);
+    h.feed(&events[10].republished(event_id(42)));
     h.feed(&phase_outcome(
         event_id(41),
         B,
@@ -611,7 +615,7 @@ fn fix6_fix7_full_pipeline_completes_once_with_real_timings() {
 fn fix6_completion_is_checked_after_the_cj_result_too() {
     let h = Harness::new();
     let events = full_pipeline_events();
-    for i in [0, 1, 2, 3, 4, 5, 6, 7, 9] {
+    for i in [0, 1, 2, 3, 4, 5, 6, 7, 9, 10] {
         h.feed(&events[i]);
     }
     assert!(
@@ -700,9 +704,92 @@ fn pipeline_completed_before_registration_completes_on_registration() {
         0,
         at_minute(5.0),
     ));
+    h.feed(&spellcheck_result(
+        event_id(5),
+        B,
+        "e1",
+        "spellchecked_success",
+        at_minute(2.0),
+    ));
+    h.feed(&phase_outcome(
+        event_id(8),
+        B,
+        "spellcheck",
+        "completed_successfully",
+        &["e1"],
+        &[],
+        at_minute(4.0),
+    ));
     assert!(h.outbox().is_empty());
     h.feed(&registration(event_id(1), B, T, &["e1"], at_minute(0.0)));
-    assert_eq!(h.published(PublishedTopic::BatchResultsReady).len(), 1);
+    let ready = h.published(PublishedTopic::BatchResultsReady);
+    assert_eq!(ready.len(), 1);
+    assert_eq!(
+        ready[0]["data"]["phase_results"]["spellcheck"]["completed_count"],
+        1
+    );
+    assert_eq!(h.agg().root.awaiting_facts_since, None);
+}
+
+#[test]
+fn bos_completion_waits_for_the_phase_outcomes_and_results_it_implies() {
+    let h = Harness::new();
+    h.feed(&registration(
+        event_id(1),
+        B,
+        T,
+        &["e1", "e2"],
+        at_minute(0.0),
+    ));
+    h.feed(&pipeline_completed(
+        event_id(11),
+        B,
+        "completed_with_failures",
+        &["spellcheck"],
+        1,
+        1,
+        at_minute(5.0),
+    ));
+    // BOS overtook ELS: nothing is published, the batch waits for the spellcheck outcome.
+    assert!(h.published(PublishedTopic::BatchResultsReady).is_empty());
+    assert!(h.agg().root.awaiting_facts_since.is_some());
+    assert_eq!(
+        projection::missing_facts(&h.agg()).phases,
+        vec![PhaseName::Spellcheck]
+    );
+    h.feed(&phase_outcome(
+        event_id(8),
+        B,
+        "spellcheck",
+        "completed_with_failures",
+        &["e1"],
+        &["e2"],
+        at_minute(4.0),
+    ));
+    // The outcome names e1 as processed: its own result is still on its way. (e2 failed: a
+    // failed essay needs no result of its own.)
+    assert!(h.published(PublishedTopic::BatchResultsReady).is_empty());
+    let missing = projection::missing_facts(&h.agg());
+    assert_eq!(missing.essays.len(), 1);
+    assert_eq!(missing.essays[0].essay_id, "e1");
+    h.feed(&spellcheck_result(
+        event_id(4),
+        B,
+        "e1",
+        "spellchecked_success",
+        at_minute(2.0),
+    ));
+    let ready = h.published(PublishedTopic::BatchResultsReady);
+    assert_eq!(ready.len(), 1);
+    let spellcheck = &ready[0]["data"]["phase_results"]["spellcheck"];
+    assert_eq!(spellcheck["completed_count"], 1);
+    assert_eq!(spellcheck["failed_count"], 1);
+    assert_eq!(spellcheck["status"], "completed_with_failures");
+    // The correlation id is BOS's, whichever record completed the facts.
+    assert_eq!(ready[0]["correlation_id"], event_id(11).to_string());
+    let agg = h.agg();
+    assert_eq!(agg.root.awaiting_facts_since, None);
+    assert_eq!(agg.root.results_ready_missing, None);
 }
 
 #[test]
@@ -881,7 +968,8 @@ fn fix1_stale_plans_commit_nothing_and_are_replanned() {
         ))
         .unwrap()
     };
-    for e in &events[..9] {
+    // Everything but ELS's CJ outcome (BOS's report included): that outcome completes the batch.
+    for e in events[..9].iter().chain([&events[10]]) {
         feed(e);
     }
     // Direct check of the commit contract: a stale root version is refused as a whole.
@@ -925,12 +1013,18 @@ fn fix1_stale_plans_commit_nothing_and_are_replanned() {
         agg.essays.contains_key("e8"),
         "the concurrent write survived"
     );
-    // e8 and e9 have no results, so the batch is (correctly) not complete yet.
-    assert!(store
+    // The re-planned commit completed the batch once. e8 and e9 (slots only, named by no ELS
+    // outcome) are stored but are not part of the published figures, whichever order they
+    // arrive in.
+    let ready: Vec<_> = store
         .inner
         .outbox()
-        .iter()
-        .all(|m| m.topic != PublishedTopic::BatchResultsReady));
+        .into_iter()
+        .filter(|m| m.topic == PublishedTopic::BatchResultsReady)
+        .collect();
+    assert_eq!(ready.len(), 1);
+    let body: Value = serde_json::from_str(&ready[0].body).unwrap();
+    assert_eq!(body["data"]["total_essays"], 3);
 }
 
 /// SPEC §3.2: ids and bytes of published events are fixed by what they are, so processing the
@@ -967,4 +1061,152 @@ fn fix2_published_events_have_stable_identity_and_bytes() {
         again.feed(e);
     }
     assert_eq!(a.outbox(), again.outbox(), "same records, same bytes");
+}
+
+/// The facts timer (issue 10): a batch BOS reported complete whose facts never all arrive is
+/// emitted once after the grace period, with what was missing recorded; late facts are stored
+/// but nothing is emitted again.
+#[test]
+fn facts_timer_emits_once_after_the_grace_period_and_flags_what_was_missing() {
+    use ras_domain::model::{MissingFacts, MissingResult};
+    use ras_domain::service::{emit_overdue, OverdueOutcome};
+    const GRACE: u64 = 900;
+    let h = Harness::new();
+    h.feed(&registration(
+        event_id(1),
+        B,
+        T,
+        &["e1", "e2"],
+        at_minute(0.0),
+    ));
+    h.feed(&spellcheck_result(
+        event_id(4),
+        B,
+        "e1",
+        "spellchecked_success",
+        at_minute(2.0),
+    ));
+    h.feed(&phase_outcome(
+        event_id(8),
+        B,
+        "spellcheck",
+        "completed_successfully",
+        &["e1", "e2"],
+        &[],
+        at_minute(4.0),
+    ));
+    h.feed(&pipeline_completed(
+        event_id(11),
+        B,
+        "completed_successfully",
+        &["spellcheck", "cj_assessment"],
+        2,
+        0,
+        at_minute(30.0),
+    ));
+    let since = h.agg().root.awaiting_facts_since.expect("awaiting facts");
+    assert_eq!(since, h.now);
+    let at = |seconds: i64| {
+        Timestamp::from_unix_micros(since.unix_micros() + seconds * 1_000_000).unwrap()
+    };
+
+    // Before the grace period: nothing.
+    let early = block_on(emit_overdue(&h.store, B, at(GRACE as i64 - 1), GRACE)).unwrap();
+    assert!(matches!(early, OverdueOutcome::NotDue { .. }));
+    assert!(h.published(PublishedTopic::BatchResultsReady).is_empty());
+
+    // After it: emitted with what is known; the missing facts are on the stored batch.
+    let due = block_on(emit_overdue(&h.store, B, at(GRACE as i64), GRACE)).unwrap();
+    let expected_missing = MissingFacts {
+        pipeline_completion: false,
+        phases: vec![PhaseName::CjAssessment],
+        essays: vec![MissingResult {
+            phase: PhaseName::Spellcheck,
+            essay_id: "e2".into(),
+        }],
+    };
+    assert_eq!(
+        due,
+        OverdueOutcome::Emitted {
+            batch_id: B.into(),
+            missing: expected_missing.clone(),
+            published: 2,
+        }
+    );
+    let ready = h.published(PublishedTopic::BatchResultsReady);
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0]["data"]["overall_status"], "completed_successfully");
+    // ELS's outcome counts e2 as processed even though its own result never came.
+    assert_eq!(
+        ready[0]["data"]["phase_results"]["spellcheck"]["completed_count"],
+        2
+    );
+    assert_eq!(
+        h.published(PublishedTopic::TeacherNotificationRequested)
+            .len(),
+        1
+    );
+    let agg = h.agg();
+    assert_eq!(agg.root.results_ready_missing, Some(expected_missing));
+    assert_eq!(agg.root.awaiting_facts_since, None);
+
+    // A second timer run and the late facts: stored and served, never emitted again.
+    let again = block_on(emit_overdue(&h.store, B, at(GRACE as i64 + 60), GRACE)).unwrap();
+    assert!(matches!(again, OverdueOutcome::NotDue { .. }));
+    h.feed(&spellcheck_result(
+        event_id(5),
+        B,
+        "e2",
+        "spellchecked_success",
+        at_minute(2.5),
+    ));
+    h.feed(&phase_outcome(
+        event_id(9),
+        B,
+        "cj_assessment",
+        "completed_successfully",
+        &["e1", "e2"],
+        &[],
+        at_minute(25.0),
+    ));
+    assert_eq!(h.published(PublishedTopic::BatchResultsReady).len(), 1);
+    let agg = h.agg();
+    assert!(agg.essays["e2"].spellcheck.is_some());
+    assert!(agg.phases.contains_key(&PhaseName::CjAssessment));
+    assert_eq!(agg.root.awaiting_facts_since, None);
+}
+
+#[test]
+fn facts_timer_leaves_batches_alone_that_are_not_waiting() {
+    use ras_domain::service::{emit_overdue, OverdueOutcome};
+    let h = Harness::new();
+    // Registered, processing, not reported complete: no wait, no timed emission.
+    h.feed(&registration(event_id(1), B, T, &["e1"], at_minute(0.0)));
+    h.feed(&spellcheck_result(
+        event_id(4),
+        B,
+        "e1",
+        "spellchecked_success",
+        at_minute(2.0),
+    ));
+    assert_eq!(h.agg().root.awaiting_facts_since, None);
+    let later = Timestamp::parse("2025-11-28T11:00:00Z").unwrap();
+    let outcome = block_on(emit_overdue(&h.store, B, later, 900)).unwrap();
+    assert!(matches!(outcome, OverdueOutcome::NotDue { .. }));
+    assert!(h.outbox().is_empty());
+    // BOS completion without registration: no owner, so no wait either.
+    const OTHER: &str = "batch-unregistered";
+    h.feed(&pipeline_completed(
+        event_id(21),
+        OTHER,
+        "completed_successfully",
+        &["spellcheck"],
+        1,
+        0,
+        at_minute(5.0),
+    ));
+    assert_eq!(
+        h.store.aggregate(OTHER).unwrap().root.awaiting_facts_since,
+        None
+    );
 }

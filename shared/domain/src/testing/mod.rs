@@ -1,6 +1,7 @@
 //! In-memory fakes of the ports and builders of HuleEdu events, for unit tests here and in the
 //! function crates.
 
+pub mod batches;
 pub mod events;
 
 use crate::contracts::BatchStatus;
@@ -103,6 +104,24 @@ impl AggregateStore for InMemoryStore {
         plan: &Plan,
     ) -> Result<CommitOutcome, StoreError> {
         Ok(self.commit_now(marker, plan))
+    }
+}
+
+impl AwaitingFactsIndex for InMemoryStore {
+    async fn awaiting_since(
+        &self,
+        cutoff: crate::contracts::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut waiting: Vec<(crate::contracts::Timestamp, String)> = self
+            .lock()
+            .aggregates
+            .values()
+            .filter_map(|a| Some((a.root.awaiting_facts_since?, a.batch_id().to_string())))
+            .filter(|(since, _)| *since <= cutoff)
+            .collect();
+        waiting.sort();
+        Ok(waiting.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 }
 
