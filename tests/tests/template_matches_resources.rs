@@ -477,7 +477,7 @@ fn function_environments(template: &Value) -> BTreeMap<String, BTreeMap<String, 
 }
 
 /// The binaries of the workspace, one Lambda function each (`resources.json` `used_by` names).
-const FUNCTIONS: [&str; 3] = ["api", "ingest", "relay"];
+const FUNCTIONS: [&str; 4] = ["api", "ingest", "relay", "timer"];
 
 /// Template functions by the binary they build: binary -> (logical id, resource).
 fn functions_by_binary(template: &Value) -> BTreeMap<String, (String, &Value)> {
@@ -1253,7 +1253,7 @@ fn failure_queues_and_functions_have_alarms() {
         );
     }
     let functions = functions_by_binary(&template);
-    for bin in ["ingest", "relay"] {
+    for bin in ["ingest", "relay", "timer"] {
         let (fid, _) = &functions[bin];
         assert!(error_alarmed.contains(fid), "{fid}: no Errors > 0 alarm");
     }

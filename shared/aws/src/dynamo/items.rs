@@ -33,6 +33,8 @@ pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
 pub const GSI2PK: &str = "gsi2pk";
 pub const GSI2SK: &str = "gsi2sk";
+pub const GSI3PK: &str = "gsi3pk";
+pub const GSI3SK: &str = "gsi3sk";
 pub const ESSAY_ID: &str = "essay_id";
 pub const BATCH_ID: &str = "batch_id";
 pub const CJ_JOB_ID: &str = "cj_job_id";
@@ -48,6 +50,10 @@ pub const INDEX_BY_USER: &str = "by_user";
 pub const INDEX_BY_USER_STATUS: &str = "by_user_status";
 pub const INDEX_BY_ESSAY: &str = "by_essay";
 pub const INDEX_BY_CJ_JOB: &str = "by_cj_job";
+pub const INDEX_BY_FACTS_WAIT: &str = "by_facts_wait";
+/// `gsi3pk` of every root awaiting facts: the facts timer reads them all from one index
+/// partition, oldest wait first. A batch enters and leaves it once (two index writes).
+pub const FACTS_WAIT_KEY: &str = "AWAITING_FACTS";
 
 /// Upper bound of one CJ chunk, measured as the JSON size of its essay results (a slight
 /// over-estimate of the DynamoDB item size), well below the 400 KB item limit.
@@ -317,12 +323,25 @@ pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
             item.insert(GSI2SK.into(), s(sort_key));
         }
     }
+    if let Some(since) = root.awaiting_facts_since {
+        item.insert(GSI3PK.into(), s(FACTS_WAIT_KEY));
+        item.insert(
+            GSI3SK.into(),
+            s(format!("{}#{}", sortable_time(since), root.batch_id)),
+        );
+    }
     Ok(with_keys(
         item,
         batch_pk(&root.batch_id),
         ROOT_SK.into(),
         ItemType::Batch,
     ))
+}
+
+/// The `gsi3sk` bound of roots awaiting facts since `cutoff` or earlier (`<=` it: every sort
+/// key at `cutoff` continues with `#`, which sorts below this bound's `~`).
+pub fn facts_wait_bound(cutoff: Timestamp) -> String {
+    format!("{}#~", sortable_time(cutoff))
 }
 
 pub fn decode_root(item: Item) -> Result<BatchRoot, ItemError> {
@@ -715,6 +734,23 @@ mod tests {
             registration["student_prompt_ref"].as_s().unwrap(),
             r#"{"references":{"student_prompt_text":{"storage_id":"p-1","path":""}},"a_float":2.0}"#
         );
+        assert_eq!(decode_root(item).unwrap(), root);
+    }
+
+    #[test]
+    fn a_root_awaiting_facts_is_in_the_facts_wait_index_until_it_stops_waiting() {
+        let mut root = testdata::registered_root("b-1");
+        assert!(encode_root(&root).unwrap().get(GSI3PK).is_none());
+        let since = Timestamp::parse("2025-11-27T10:40:00Z").unwrap();
+        root.awaiting_facts_since = Some(since);
+        let item = encode_root(&root).unwrap();
+        assert_eq!(get_s(&item, GSI3PK), Some(FACTS_WAIT_KEY));
+        let sort_key = get_s(&item, GSI3SK).unwrap().to_string();
+        assert_eq!(sort_key, "2025-11-27T10:40:00.000000Z#b-1");
+        // Within the bound of its own instant and later ones, outside earlier ones.
+        assert!(sort_key.as_str() <= facts_wait_bound(since).as_str());
+        let earlier = Timestamp::from_unix_micros(since.unix_micros() - 1).unwrap();
+        assert!(sort_key.as_str() > facts_wait_bound(earlier).as_str());
         assert_eq!(decode_root(item).unwrap(), root);
     }
 

@@ -9,8 +9,9 @@ use super::store::{batch_id_of, DynamoStore};
 use aws_sdk_dynamodb::types::Select;
 use futures::{StreamExt, TryStreamExt};
 use ras_domain::contracts::BatchStatus;
+use ras_domain::contracts::Timestamp;
 use ras_domain::model::{BatchAggregate, CjJobRecord};
-use ras_domain::ports::{AggregateStore, BatchPage, BatchReader, StoreError};
+use ras_domain::ports::{AggregateStore, AwaitingFactsIndex, BatchPage, BatchReader, StoreError};
 use tracing::{debug, warn};
 
 /// Aggregates of one page loaded at the same time.
@@ -225,5 +226,49 @@ impl BatchReader for DynamoStore {
             .await
             .map_err(|e| classify_sdk_error("DescribeTable", &e))?;
         Ok(())
+    }
+}
+
+impl AwaitingFactsIndex for DynamoStore {
+    /// One `Query` of the `by_facts_wait` index (keys only), oldest wait first, paged until
+    /// `limit` ids or the end of the range.
+    async fn awaiting_since(
+        &self,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::with_capacity(limit.min(MAX_PAGE));
+        let mut start = None;
+        while ids.len() < limit {
+            let wanted = (limit - ids.len()).clamp(1, MAX_PAGE);
+            let page = self
+                .client()
+                .query()
+                .table_name(&self.config().state_table)
+                .index_name(items::INDEX_BY_FACTS_WAIT)
+                .key_condition_expression("#k = :k AND #s <= :cutoff")
+                .expression_attribute_names("#k", items::GSI3PK)
+                .expression_attribute_names("#s", items::GSI3SK)
+                .expression_attribute_values(":k", s(items::FACTS_WAIT_KEY))
+                .expression_attribute_values(":cutoff", s(items::facts_wait_bound(cutoff)))
+                .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("Query by_facts_wait", &e))?;
+            for item in page.items() {
+                match batch_id_of(item) {
+                    Some(id) => ids.push(id),
+                    None => warn!("facts-wait index entry is not a batch root"),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        ids.truncate(limit);
+        debug!(count = ids.len(), "batches awaiting facts past the cutoff");
+        Ok(ids)
     }
 }

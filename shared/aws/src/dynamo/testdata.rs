@@ -82,6 +82,15 @@ pub fn registered_root(batch_id: &str) -> BatchRoot {
             event_id: Uuid::from_u128(3),
             emitted_at: ts("2025-11-27T10:31:00Z"),
         }),
+        awaiting_facts_since: None,
+        results_ready_missing: Some(MissingFacts {
+            pipeline_completion: false,
+            phases: vec![PhaseName::CjAssessment],
+            essays: vec![MissingResult {
+                phase: PhaseName::Spellcheck,
+                essay_id: "e-2".into(),
+            }],
+        }),
         derived: DerivedBatch {
             overall_status: Some(BatchStatus::ProcessingPipelines),
             completed_essay_count: 1,

@@ -1,0 +1,77 @@
+//! Lambda bootstrap of the facts timer: configuration, the DynamoDB client and the runtime
+//! loop. Invoked by an EventBridge Scheduler schedule (`template.yaml`, `TimerFunction`); the
+//! event's content is not used. The work is done by [`timer::sweep`].
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use ras_aws::dynamo::DynamoStore;
+use ras_domain::contracts::Timestamp;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use timer::config::TimerConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ras_aws::telemetry::init_tracing();
+    let config = match TimerConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %err, "invalid configuration");
+            return Err(format!("timer: invalid configuration: {err}").into());
+        }
+    };
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.store.clone(),
+    ));
+    let settings = Arc::new(config.settings.clone());
+    tracing::info!(
+        state_table = %config.store.state_table,
+        grace_seconds = settings.grace_seconds,
+        "timer ready"
+    );
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let store = Arc::clone(&store);
+        let settings = Arc::clone(&settings);
+        async move {
+            let deadline = instant_of(event.context.deadline());
+            let report =
+                timer::sweep(store.as_ref(), Timestamp::now(), &settings, deadline).await?;
+            report.metrics().flush();
+            if report.failed.is_empty() {
+                Ok(serde_json::json!({
+                    "overdue": report.overdue,
+                    "emitted": report.emitted.len(),
+                    "deferred": report.deferred,
+                }))
+            } else {
+                // Reported as a function error (the Errors alarm); the next run retries them.
+                Err(Error::from(format!(
+                    "{} overdue batches failed: {:?}",
+                    report.failed.len(),
+                    report.failed
+                )))
+            }
+        }
+    }))
+    .await
+}
+
+/// The invocation deadline (wall clock) as an `Instant`; `None` when the runtime gave none.
+fn instant_of(deadline: SystemTime) -> Option<Instant> {
+    let ms = deadline
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    ras_aws::runtime::deadline_instant(u64::try_from(ms).ok()?)
+}
