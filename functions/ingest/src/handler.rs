@@ -124,12 +124,35 @@ pub struct RecordReport {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartitionReport {
     pub key: String,
-    /// The records handled, in offset order (the last one may be `Failed`).
+    /// The records handled, in offset order (those that failed are `Failed`).
     pub records: Vec<RecordReport>,
     /// The first record not finished, reported in `batchItemFailures`.
     pub failed_offset: Option<i64>,
-    /// Records after the failed one, left for the next delivery.
+    /// Records not started, left for the next delivery.
     pub not_started: usize,
+}
+
+impl PartitionReport {
+    fn empty(key: String) -> Self {
+        PartitionReport {
+            key,
+            records: Vec::new(),
+            failed_offset: None,
+            not_started: 0,
+        }
+    }
+
+    /// Merge the report of the partition's second wave into this one: records in offset
+    /// order, the lowest failed offset.
+    fn absorb(&mut self, later: PartitionReport) {
+        self.records.extend(later.records);
+        self.records.sort_by_key(|r| r.offset);
+        self.failed_offset = match (self.failed_offset, later.failed_offset) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.not_started += later.not_started;
+    }
 }
 
 /// One lock per batch within an invocation: records of one batch from different partitions
@@ -215,6 +238,15 @@ where
 }
 
 /// Process an event and report in detail (what [`handle`] does, minus emitting metrics).
+///
+/// Two waves: first every partition's records except BOS's pipeline-completed ones, then
+/// those. Within one invocation a batch's results and phase outcomes are therefore stored
+/// before BOS's report completes it — a cheap first defence only: what is published does not
+/// depend on it (the results-ready event waits for its facts, `docs/deviations.md`), since the
+/// same records also arrive in different invocations. Deferring a record past later offsets
+/// of its partition is safe because the facts merge commutatively; a failure is still
+/// reported at the lowest unfinished offset, and a deferred record after a partition's
+/// failure is left for the redelivery.
 pub async fn process_event<S, D>(
     deps: &Deps<S, D>,
     event: KafkaEvent,
@@ -226,17 +258,70 @@ where
 {
     let concurrency = deps.settings.partition_concurrency.max(1);
     let locks = BatchLocks::default();
-    let mut reports: Vec<(PartitionReport, IngestMetrics)> = stream::iter(partitions(event))
+    let mut waves: Vec<(PartitionBatch, Vec<InboundRecord>)> = partitions(event)
+        .into_iter()
+        .map(|batch| {
+            let (later, now): (Vec<_>, Vec<_>) = batch
+                .records
+                .into_iter()
+                .partition(|r| r.topic == ConsumedTopic::BatchPipelineCompleted.name());
+            (
+                PartitionBatch {
+                    key: batch.key,
+                    records: now,
+                },
+                later,
+            )
+        })
+        .collect();
+    let first: Vec<PartitionBatch> = waves
+        .iter_mut()
+        .map(|(batch, _)| PartitionBatch {
+            key: batch.key.clone(),
+            records: std::mem::take(&mut batch.records),
+        })
+        .collect();
+    let mut first_reports: HashMap<String, (PartitionReport, IngestMetrics)> = stream::iter(first)
+        .map(|batch| process_partition(deps, &locks, batch, deadline))
+        .buffer_unordered(concurrency)
+        .map(|(report, metrics)| (report.key.clone(), (report, metrics)))
+        .collect()
+        .await;
+    let mut second = Vec::with_capacity(waves.len());
+    for (batch, deferred) in waves {
+        // Only what lies before the partition's first failure: the rest is redelivered.
+        let stop = first_reports
+            .get(&batch.key)
+            .and_then(|(r, _)| r.failed_offset)
+            .unwrap_or(i64::MAX);
+        let (records, left): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|r| r.offset < stop);
+        if let Some((first, _)) = first_reports.get_mut(&batch.key) {
+            first.not_started += left.len();
+        }
+        second.push(PartitionBatch {
+            key: batch.key,
+            records,
+        });
+    }
+    let second_reports: Vec<(PartitionReport, IngestMetrics)> = stream::iter(second)
         .map(|batch| process_partition(deps, &locks, batch, deadline))
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    reports.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     let mut report = BatchReport::default();
-    for (partition, metrics) in reports {
+    for (later, later_metrics) in second_reports {
+        let (mut partition, mut metrics) = first_reports.remove(&later.key).unwrap_or_else(|| {
+            (
+                PartitionReport::empty(later.key.clone()),
+                IngestMetrics::default(),
+            )
+        });
+        partition.absorb(later);
+        metrics.merge(&later_metrics);
         report.metrics.merge(&metrics);
         report.partitions.push(partition);
     }
+    report.partitions.sort_by(|a, b| a.key.cmp(&b.key));
     report
 }
 

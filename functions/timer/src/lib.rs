@@ -47,6 +47,8 @@ pub struct SweepReport {
     pub overdue: usize,
     /// Results-ready events emitted on the timer, with what each was missing.
     pub emitted: Vec<(String, MissingFacts)>,
+    /// Outbox items written (each event and its teacher notification).
+    pub published: usize,
     /// Listed, but no longer waiting or not overdue on a consistent read (the index lags).
     pub not_due: usize,
     /// Batches that failed (retried on the next run), with the reason.
@@ -131,6 +133,7 @@ where
                     "results ready emitted after the grace period without all its facts"
                 );
                 report.emitted.push((batch_id, missing));
+                report.published += published;
             }
             Ok(OverdueOutcome::NotDue { .. }) => report.not_due += 1,
             Err(err) => {

@@ -113,24 +113,30 @@ impl MissingFacts {
 }
 
 impl std::fmt::Display for MissingFacts {
+    /// `BOS pipeline completion; phase outcomes: cj_assessment; essay results: spellcheck:e2`
+    /// (the parts that are missing), or `nothing`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let phases: Vec<&str> = self.phases.iter().map(|p| p.as_str()).collect();
-        let essays: Vec<String> = self
-            .essays
-            .iter()
-            .map(|m| format!("{}:{}", m.phase.as_str(), m.essay_id))
-            .collect();
-        write!(
-            f,
-            "pipeline completion {}, phase outcomes [{}], essay results [{}]",
-            if self.pipeline_completion {
-                "missing"
-            } else {
-                "present"
-            },
-            phases.join(", "),
-            essays.join(", ")
-        )
+        let mut parts: Vec<String> = Vec::new();
+        if self.pipeline_completion {
+            parts.push("BOS pipeline completion".into());
+        }
+        if !self.phases.is_empty() {
+            let phases: Vec<&str> = self.phases.iter().map(|p| p.as_str()).collect();
+            parts.push(format!("phase outcomes: {}", phases.join(", ")));
+        }
+        if !self.essays.is_empty() {
+            let essays: Vec<String> = self
+                .essays
+                .iter()
+                .map(|m| format!("{}:{}", m.phase.as_str(), m.essay_id))
+                .collect();
+            parts.push(format!("essay results: {}", essays.join(", ")));
+        }
+        if parts.is_empty() {
+            f.write_str("nothing")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
     }
 }
 

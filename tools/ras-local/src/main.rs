@@ -39,6 +39,13 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DELIVERIES,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     max_deliveries: u32,
+    /// The facts timer's grace period; the timer stage runs this long after the ingest clock.
+    #[arg(long, value_name = "SECONDS", default_value_t = timer::DEFAULT_GRACE_SECONDS,
+          value_parser = clap::value_parser!(u64).range(60..=86400))]
+    facts_grace: u64,
+    /// Skip the facts timer stage (batches whose facts are incomplete keep waiting).
+    #[arg(long)]
+    no_facts_timer: bool,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -76,6 +83,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     config.ingest_batch_size = usize::from(cli.batch_size);
     config.relay_batch_size = usize::from(cli.relay_batch_size);
     config.max_deliveries = cli.max_deliveries;
+    config.timer_settings.grace_seconds = cli.facts_grace;
+    config.facts_timer_after =
+        (!cli.no_facts_timer).then(|| std::time::Duration::from_secs(cli.facts_grace));
 
     let report = run_pipeline(&config).await.map_err(|e| e.to_string())?;
     if cli.json {

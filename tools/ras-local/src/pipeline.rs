@@ -4,11 +4,15 @@
 //!    `ingest_batch_size` records each) through `ingest::handler::process_event` on the
 //!    DynamoDB store and the SQS dead-letter queue; `batchItemFailures` are redelivered from
 //!    the failed offset, like Lambda (bounded);
-//! 2. **relay** — the outbox table's stream read with the DynamoDB Streams API, `INSERT`s only
+//! 2. **timer** — the facts timer (`functions/timer`) once, on a clock `facts_timer_after`
+//!    past the ingest clock (default: the grace period, as if the scheduled timer ran when the
+//!    wait of every batch still waiting was over): batches reported complete whose facts did not
+//!    all arrive get their results-ready event, flagged;
+//! 3. **relay** — the outbox table's stream read with the DynamoDB Streams API, `INSERT`s only
 //!    (the template's filter), per shard in events of at most `relay_batch_size` records,
 //!    through `relay::Relay` with the SQS publisher; a reported checkpoint is re-sent from that
 //!    sequence number (bounded);
-//! 3. **summary** — each batch's status from the store (the API's projection), the messages on
+//! 4. **summary** — each batch's status from the store (the API's projection), the messages on
 //!    the events and notifications queues and the dead letters (received and deleted, like a
 //!    consumer), and the requests counted on the wire.
 
@@ -39,6 +43,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use timer::TimerSettings;
 
 pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL";
 
@@ -126,6 +131,10 @@ pub struct PipelineConfig {
     pub ingest_settings: HandlerSettings,
     /// A fixed wall clock for the ingest handler (published `event_timestamp`s); `None`: now.
     pub clock: Option<Timestamp>,
+    /// The facts timer's settings (its grace period).
+    pub timer_settings: TimerSettings,
+    /// Run the facts timer this long after the ingest clock; `None`: not at all.
+    pub facts_timer_after: Option<Duration>,
 }
 
 impl PipelineConfig {
@@ -147,6 +156,8 @@ impl PipelineConfig {
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             ingest_settings: HandlerSettings::default(),
             clock: None,
+            timer_settings: TimerSettings::default(),
+            facts_timer_after: Some(Duration::from_secs(timer::DEFAULT_GRACE_SECONDS)),
         }
     }
 
@@ -181,6 +192,7 @@ impl PipelineConfig {
 pub struct PipelineReport {
     pub scenario: ScenarioInfo,
     pub ingest: IngestStage,
+    pub timer: TimerStage,
     pub relay: RelayStage,
     pub batches: Vec<BatchSummary>,
     /// Received from the events queue (`ras-events.fifo`), per group in order.
@@ -190,6 +202,18 @@ pub struct PipelineReport {
     /// Received from the ingest dead-letter queue, by topic, partition, offset.
     pub dead_letters: Vec<DeadLetterSummary>,
     pub requests: RequestReport,
+}
+
+/// What the facts timer did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TimerStage {
+    /// The clock it ran on; `None`: it did not run.
+    pub ran_at: Option<String>,
+    pub grace_seconds: u64,
+    /// Batches emitted on the timer, with what was missing (as the log line says it).
+    pub emitted: Vec<(String, String)>,
+    /// Outbox items it wrote (results ready + notification per batch).
+    pub outbox_items: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -315,6 +339,10 @@ pub struct BatchSummary {
     pub failed_essay_count: i64,
     pub current_phase: Option<String>,
     pub cj_jobs: Vec<String>,
+    /// Reported complete, results ready waiting for facts (the facts timer's index).
+    pub awaiting_facts: bool,
+    /// Results ready went out on the facts timer without these facts.
+    pub results_ready_missing: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -390,9 +418,11 @@ pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport, Pip
     let ingest_dynamo = RequestCounter::default();
     let ingest_sqs = RequestCounter::default();
     let ingest = run_ingest(config, &ingest_dynamo, &ingest_sqs).await?;
+    let timer = run_timer(config, &dynamo).await?;
 
     let relay_sqs = RequestCounter::default();
-    let relay = run_relay(config, &mut stream, ingest.outbox_items(), &relay_sqs).await?;
+    let expected_inserts = ingest.outbox_items() + timer.outbox_items;
+    let relay = run_relay(config, &mut stream, expected_inserts, &relay_sqs).await?;
 
     let batches = summarise_batches(config, &dynamo, &ingest).await?;
     let events = receive_messages(&sqs, &config.queues.events).await?;
@@ -419,6 +449,7 @@ pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport, Pip
             partitions: scenario.partitions(),
         },
         ingest,
+        timer,
         relay,
         batches,
         events,
@@ -451,6 +482,47 @@ async fn run_ingest(
         redelivery_delay: Duration::from_millis(200),
     };
     ingest_scenario(&deps, &config.scenario, &delivery).await
+}
+
+/// Stage 2: the facts timer once, `facts_timer_after` past the ingest clock.
+async fn run_timer(
+    config: &PipelineConfig,
+    dynamo: &aws_sdk_dynamodb::Client,
+) -> Result<TimerStage, PipelineError> {
+    let grace_seconds = config.timer_settings.grace_seconds;
+    let Some(after) = config.facts_timer_after else {
+        return Ok(TimerStage {
+            grace_seconds,
+            ..TimerStage::default()
+        });
+    };
+    let start = config.clock.unwrap_or_else(Timestamp::now);
+    let micros = i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+    let now =
+        Timestamp::from_unix_micros(start.unix_micros().saturating_add(micros)).unwrap_or(start);
+    let store = DynamoStore::new(dynamo.clone(), config.tables.clone());
+    let report = timer::sweep(&store, now, &config.timer_settings, None)
+        .await
+        .map_err(|e| PipelineError::Aws {
+            operation: "facts timer",
+            message: e.to_string(),
+        })?;
+    if let Some((batch_id, reason)) = report.failed.first() {
+        return Err(PipelineError::Aws {
+            operation: "facts timer",
+            message: format!("batch {batch_id}: {reason}"),
+        });
+    }
+    Ok(TimerStage {
+        ran_at: Some(now.to_wire()),
+        grace_seconds,
+        outbox_items: report.published,
+        emitted: report
+            .emitted
+            .into_iter()
+            .map(|(batch_id, missing)| (batch_id, missing.to_string()))
+            .collect(),
+    })
 }
 
 /// How records are delivered to a handler.
@@ -736,6 +808,12 @@ async fn summarise_batches(
                 failed_essay_count: status.failed_essay_count,
                 current_phase: status.current_phase,
                 cj_jobs: agg.cj_jobs.keys().cloned().collect(),
+                awaiting_facts: agg.root.awaiting_facts_since.is_some(),
+                results_ready_missing: agg
+                    .root
+                    .results_ready_missing
+                    .as_ref()
+                    .map(ToString::to_string),
             },
             None => BatchSummary {
                 batch_id,
@@ -747,6 +825,8 @@ async fn summarise_batches(
                 failed_essay_count: 0,
                 current_phase: None,
                 cj_jobs: Vec::new(),
+                awaiting_facts: false,
+                results_ready_missing: None,
             },
         };
         batches.push(summary);
@@ -820,12 +900,29 @@ fn describe(body: &Value) -> String {
             "{name}: batch {batch}, CJ job {job}, {} ranked essays",
             data["rankings_summary"].as_array().map_or(0, Vec::len)
         ),
-        None => format!(
-            "{name}: batch {batch}, {}, {}/{} essays",
-            text(&data["overall_status"]).unwrap_or_default(),
-            data["completed_essays"],
-            data["total_essays"]
-        ),
+        None => {
+            let phases: Vec<String> = data["phase_results"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(phase, r)| {
+                            format!(
+                                "{phase} {} completed/{} failed",
+                                r["completed_count"], r["failed_count"]
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{name}: batch {batch}, {}, {}/{} essays; {}; {} s",
+                text(&data["overall_status"]).unwrap_or_default(),
+                data["completed_essays"],
+                data["total_essays"],
+                phases.join(", "),
+                data["processing_duration_seconds"]
+            )
+        }
     }
 }
 

@@ -119,10 +119,28 @@ pub fn render(report: &PipelineReport) -> String {
         );
     }
 
+    let timer = &report.timer;
+    match &timer.ran_at {
+        None => {
+            let _ = writeln!(out, "\n2. Facts timer: not run");
+        }
+        Some(at) => {
+            let _ = writeln!(
+                out,
+                "\n2. Facts timer: timer::sweep at {at} (grace period {} s): {} batch(es) emitted without all their facts",
+                timer.grace_seconds,
+                timer.emitted.len()
+            );
+            for (batch, missing) in &timer.emitted {
+                let _ = writeln!(out, "  {batch}  missing: {missing}");
+            }
+        }
+    }
+
     let relay = &report.relay;
     let _ = writeln!(
         out,
-        "\n2. Relay: outbox stream -> relay::Relay -> SQS FIFO: {} INSERT record(s) read ({} other filtered out), {} stream event(s), {} published",
+        "\n3. Relay: outbox stream -> relay::Relay -> SQS FIFO: {} INSERT record(s) read ({} other filtered out), {} stream event(s), {} published",
         relay.inserts,
         relay.filtered_out,
         relay.invocations.len(),
@@ -158,7 +176,7 @@ pub fn render(report: &PipelineReport) -> String {
 
     let _ = writeln!(
         out,
-        "\n3. Batches (the API's status projection, from the state table)"
+        "\n4. Batches (the API's status projection, from the state table)"
     );
     for b in &report.batches {
         if !b.registered {
@@ -184,25 +202,34 @@ pub fn render(report: &PipelineReport) -> String {
         if !b.cj_jobs.is_empty() {
             let _ = write!(line, "  CJ jobs {}", b.cj_jobs.join(", "));
         }
+        if b.awaiting_facts {
+            let _ = write!(line, "  results ready waiting for facts");
+        }
+        if let Some(missing) = &b.results_ready_missing {
+            let _ = write!(
+                line,
+                "  results ready sent on the facts timer (missing: {missing})"
+            );
+        }
         let _ = writeln!(out, "{line}");
     }
 
     let _ = writeln!(
         out,
-        "\n4. Events queue (ras-events.fifo): {} message(s)",
+        "\n5. Events queue (ras-events.fifo): {} message(s)",
         report.events.len()
     );
     messages(&mut out, &report.events, false);
     let _ = writeln!(
         out,
-        "\n5. Notifications queue (ras-notifications.fifo): {} message(s)",
+        "\n6. Notifications queue (ras-notifications.fifo): {} message(s)",
         report.notifications.len()
     );
     messages(&mut out, &report.notifications, true);
 
     let _ = writeln!(
         out,
-        "\n6. Dead letters (ras-ingest-dlq): {}",
+        "\n7. Dead letters (ras-ingest-dlq): {}",
         report.dead_letters.len()
     );
     for d in &report.dead_letters {
@@ -214,7 +241,7 @@ pub fn render(report: &PipelineReport) -> String {
     }
 
     let r = &report.requests;
-    let _ = writeln!(out, "\n7. Requests (counted on the wire)");
+    let _ = writeln!(out, "\n8. Requests (counted on the wire)");
     let _ = writeln!(
         out,
         "  ingest DynamoDB: {} = {:.2} per consumed record ({} records)",

@@ -23,6 +23,7 @@ const A: &str = "5b1f4c2e-8d7a-4e3b-9c10-2f6a1d9e7b01";
 const B: &str = "8e3d2a71-4c5b-4f6e-9a80-1b2c3d4e5f02";
 const C: &str = "c41f9a2b-7e6d-4a5c-8b3e-0f1e2d3c4b03";
 const D: &str = "d2a7e5c1-9b8f-4e6d-a5c4-3b2a1f0e9d04";
+const E: &str = "e7a4c2d9-5f3b-4a1e-8c6d-9b0a1f2e3d05";
 const TEACHER_1: &str = "teacher-7f3c9a";
 const TEACHER_2: &str = "teacher-2b8e41";
 const SPELLCHECK: &str = "huleedu.essay.spellcheck.results.v1";
@@ -48,9 +49,9 @@ fn check_report(report: &PipelineReport) {
     // Ingest: every record applied once (or, when a transient failure made the handler retry a
     // commit that had in fact gone through, found applied: a duplicate), the redelivered
     // record acknowledged as a duplicate, the two poison records dead-lettered, nothing left
-    // over. On a quiet server nothing is retried and exactly 30 records apply.
+    // over. On a quiet server nothing is retried and exactly 41 records apply.
     let ingest = &report.ingest;
-    assert_eq!(report.scenario.records, 33);
+    assert_eq!(report.scenario.records, 44);
     assert_eq!(report.scenario.redeliveries, 1);
     assert!(ingest.gave_up.is_empty(), "{:?}", ingest.gave_up);
     assert!(ingest.invocations.len() >= 3, "several MSK events");
@@ -63,7 +64,7 @@ fn check_report(report: &PipelineReport) {
             .or_default()
             .push(r.outcome);
     }
-    assert_eq!(last.len(), 32, "every distinct record finished: {last:?}");
+    assert_eq!(last.len(), 43, "every distinct record finished: {last:?}");
     let retried = ingest.records().any(|r| r.attempts > 1)
         || ingest.invocations.iter().any(|i| i.delivery > 1);
     for ((topic, partition, offset), outcomes) in &last {
@@ -90,9 +91,11 @@ fn check_report(report: &PipelineReport) {
         }
     }
     if !retried {
-        assert_eq!(ingest.count(Outcome::Applied), 30);
+        assert_eq!(ingest.count(Outcome::Applied), 41);
         assert_eq!(ingest.count(Outcome::Duplicate), 1);
-        assert_eq!(ingest.outbox_items(), 10);
+        // A, E: assessment completed + results ready; B: results ready; C: assessment
+        // completed (its results ready comes from the facts timer) — each with a notification.
+        assert_eq!(ingest.outbox_items(), 12);
     }
     assert_eq!(ingest.count(Outcome::DeadLettered), 2);
 
@@ -116,14 +119,28 @@ fn check_report(report: &PipelineReport) {
         vec![
             (A, Some(TEACHER_1), Some("completed_with_failures"), 3, 2, 1),
             (B, Some(TEACHER_2), Some("completed_successfully"), 2, 2, 0),
+            (E, Some(TEACHER_2), Some("completed_with_failures"), 3, 2, 1),
             (C, Some(TEACHER_2), Some("completed_successfully"), 2, 2, 0),
             (D, Some(TEACHER_1), Some("processing"), 2, 1, 0),
         ]
     );
-    let d = &report.batches[3];
+    let d = &report.batches[4];
     assert_eq!(d.current_phase.as_deref(), Some("spellcheck"));
     assert_eq!(report.batches[0].cj_jobs, vec!["417"]);
-    assert_eq!(report.batches[2].cj_jobs, vec!["418"]);
+    assert_eq!(report.batches[2].cj_jobs, vec!["419"]);
+    assert_eq!(report.batches[3].cj_jobs, vec!["418"]);
+    // Nothing is left waiting; C went out on the facts timer, its missing fact recorded.
+    assert!(report.batches.iter().all(|b| !b.awaiting_facts));
+    let missing = "BOS pipeline completion";
+    assert_eq!(
+        report.batches[3].results_ready_missing.as_deref(),
+        Some(missing)
+    );
+    assert_eq!(
+        report.timer.emitted,
+        vec![(C.to_string(), missing.to_string())]
+    );
+    assert_eq!(report.timer.outbox_items, 2);
 
     // Exactly the deterministic events, grouped by batch…
     let a_cj = assessment_completed_event_id(A, "417");
@@ -131,12 +148,16 @@ fn check_report(report: &PipelineReport) {
     let b_ready = results_ready_event_id(B);
     let c_cj = assessment_completed_event_id(C, "418");
     let c_ready = results_ready_event_id(C);
+    let e_cj = assessment_completed_event_id(E, "419");
+    let e_ready = results_ready_event_id(E);
     let expected_events: BTreeSet<(String, String)> = [
         (A, a_cj),
         (A, a_ready),
         (B, b_ready),
         (C, c_cj),
         (C, c_ready),
+        (E, e_cj),
+        (E, e_ready),
     ]
     .iter()
     .map(|(g, id)| (g.to_string(), id.to_string()))
@@ -163,6 +184,41 @@ fn check_report(report: &PipelineReport) {
             "dedup id = event id"
         );
     }
+    // Exact figures, whatever the arrival order: BOS's completion of E overtook all of E's
+    // facts, and E's CJ assessment failed one essay.
+    let ready = |batch: &str| {
+        report
+            .events
+            .iter()
+            .find(|m| m.group_id == batch && m.topic == "huleedu.ras.batch.results.ready.v1")
+            .map(|m| m.body["data"].clone())
+            .unwrap_or_else(|| panic!("no results ready for {batch}"))
+    };
+    for (batch, total, overall, spellcheck, cj) in [
+        (A, 3, "completed_with_failures", (3, 0), (2, 1)),
+        (E, 3, "completed_with_failures", (3, 0), (2, 1)),
+        (C, 2, "completed_successfully", (2, 0), (2, 0)),
+    ] {
+        let data = ready(batch);
+        assert_eq!(data["total_essays"], total, "{batch}: {data}");
+        assert_eq!(data["overall_status"], overall, "{batch}: {data}");
+        for (phase, (completed, failed)) in [("spellcheck", spellcheck), ("cj_assessment", cj)] {
+            let r = &data["phase_results"][phase];
+            assert_eq!(
+                (r["completed_count"].as_i64(), r["failed_count"].as_i64()),
+                (Some(completed), Some(failed)),
+                "{batch} {phase}: {data}"
+            );
+            let status = if failed == 0 {
+                "completed"
+            } else {
+                "completed_with_failures"
+            };
+            assert_eq!(r["status"], status, "{batch} {phase}");
+        }
+    }
+    // From the first spellcheck result (…:02:00) to BOS's completion (…:25:00).
+    assert_eq!(ready(E)["processing_duration_seconds"], 1380.0);
 
     // …and one teacher notification per event, grouped by teacher, with its text.
     let expected_notifications: BTreeSet<(String, String)> = [
@@ -171,6 +227,8 @@ fn check_report(report: &PipelineReport) {
         (TEACHER_2, b_ready),
         (TEACHER_2, c_cj),
         (TEACHER_2, c_ready),
+        (TEACHER_2, e_cj),
+        (TEACHER_2, e_ready),
     ]
     .iter()
     .map(|(g, id)| (g.to_string(), notification_event_id(*id).to_string()))
@@ -198,6 +256,14 @@ fn check_report(report: &PipelineReport) {
             n(c_ready),
             format!("Batch {C} processing completed with 2/2 essays"),
         ),
+        (
+            n(e_cj),
+            format!("Comparative judgment assessment completed for batch {E}"),
+        ),
+        (
+            n(e_ready),
+            format!("Batch {E} processing completed with 3/3 essays"),
+        ),
     ]
     .into_iter()
     .collect();
@@ -205,7 +271,7 @@ fn check_report(report: &PipelineReport) {
 
     // The relay published each outbox item once.
     let relay = &report.relay;
-    assert_eq!(relay.inserts, 10);
+    assert_eq!(relay.inserts, 14);
     assert!(relay.gave_up.is_empty(), "{:?}", relay.gave_up);
     let published: BTreeSet<&String> = relay.published.iter().collect();
     let expected_ids: BTreeSet<String> = expected_events
@@ -215,8 +281,8 @@ fn check_report(report: &PipelineReport) {
         .collect();
     assert_eq!(published, expected_ids.iter().collect());
     // FIFO deduplication: one message per event id, also after a redelivery.
-    assert_eq!(report.events.len(), 5);
-    assert_eq!(report.notifications.len(), 5);
+    assert_eq!(report.events.len(), 7);
+    assert_eq!(report.notifications.len(), 7);
 
     // Dead letters: exactly the two poison records, with their reasons.
     let letters: Vec<(&str, i64, i64, &str)> = report
@@ -246,8 +312,8 @@ fn check_report(report: &PipelineReport) {
     // Requests counted on the wire: every processed record read its batch and committed (or
     // tried to: the duplicate's transaction is cancelled); SQS requests are the relay's own.
     let r = &report.requests;
-    assert_eq!(r.consumed_records, 33);
-    let processed = 31;
+    assert_eq!(r.consumed_records, 44);
+    let processed = 42;
     let queries = r.ingest_dynamodb.get("Query").copied().unwrap_or(0);
     let writes = r
         .ingest_dynamodb
@@ -260,7 +326,7 @@ fn check_report(report: &PipelineReport) {
         "{r:?}"
     );
     assert_eq!(r.ingest_sqs.get("SendMessage").copied(), Some(2), "{r:?}");
-    assert_eq!(r.published_events, 10);
+    assert_eq!(r.published_events, 14);
     let relay_requests: u64 = relay
         .invocations
         .iter()
@@ -271,11 +337,21 @@ fn check_report(report: &PipelineReport) {
         r.relay_sqs.get("SendMessageBatch").copied().unwrap_or(0) >= relay_requests,
         "{r:?}"
     );
-    assert!(relay_requests <= 10);
+    assert!(relay_requests <= 14);
 
     // The summary names all of it.
     let text = summary::render(report);
-    for needle in [A, B, C, D, "schema_violation", "invalid_json", "duplicate"] {
+    for needle in [
+        A,
+        B,
+        C,
+        D,
+        E,
+        "schema_violation",
+        "invalid_json",
+        "duplicate",
+        "Facts timer",
+    ] {
         assert!(text.contains(needle), "summary lacks {needle}:\n{text}");
     }
 }
@@ -351,8 +427,8 @@ async fn check_api(report: &PipelineReport, config: &PipelineConfig) {
         .iter()
         .filter_map(|b| b["batch_id"].as_str())
         .collect();
-    assert_eq!(ids, BTreeSet::from([B, C]));
-    assert_eq!(body["pagination"]["total"], 2);
+    assert_eq!(ids, BTreeSet::from([B, C, E]));
+    assert_eq!(body["pagination"]["total"], 3);
 
     let (status, body) = get(addr, &format!("/internal/v1/batches/{C}/assessments"), true).await;
     assert_eq!(status, 200, "{body}");
@@ -413,7 +489,8 @@ async fn the_demo_scenario_end_to_end() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.ingest.count(Outcome::Applied), 0);
-    assert_eq!(again.ingest.count(Outcome::Duplicate), 31);
+    assert_eq!(again.ingest.count(Outcome::Duplicate), 42);
+    assert!(again.timer.emitted.is_empty());
     assert_eq!(again.ingest.count(Outcome::DeadLettered), 2);
     assert!(again.events.is_empty() && again.notifications.is_empty());
     assert_eq!(again.relay.inserts, 0);
