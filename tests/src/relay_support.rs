@@ -11,7 +11,7 @@ use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
 use ras_domain::contracts::Timestamp;
 use ras_domain::service::{process_record, ConsumedRecord, RecordOutcome};
 use ras_domain::testing::events::{
-    assessment_result, pipeline_completed, registration, TestRecord,
+    assessment_result, phase_outcome, pipeline_completed, registration, TestRecord,
 };
 use ras_local::stream::is_insert;
 use std::collections::{HashMap, HashSet};
@@ -163,7 +163,7 @@ pub async fn apply(store: &DynamoStore, record: &TestRecord, now: Timestamp) -> 
 }
 
 /// One complete batch of `teacher`: registration, a CJ result (→ assessment completed +
-/// notification), BOS pipeline completed (→ results ready + notification). Four outbox items
+/// notification), ELS's CJ outcome, BOS pipeline completed (→ results ready + notification). Four outbox items
 /// in two commits, written at `at` and `at + 1 s`. Returns them as stored.
 pub async fn complete_batch(
     aws: &LocalAws,
@@ -189,6 +189,20 @@ pub async fn complete_batch(
             &job,
             &[("e1", 1, 1.2, "B"), ("e2", 2, -0.3, "C")],
             false,
+            at,
+        ),
+        at,
+    )
+    .await;
+    apply(
+        store,
+        &phase_outcome(
+            Uuid::new_v4(),
+            batch_id,
+            "cj_assessment",
+            "completed_successfully",
+            &["e1", "e2"],
+            &[],
             at,
         ),
         at,

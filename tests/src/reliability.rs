@@ -36,6 +36,7 @@ use ras_domain::ports::{
     MessagePublisher, StoreError,
 };
 use ras_domain::service::{process_record, ConsumedRecord};
+use ras_domain::testing::batches::published_content;
 use ras_domain::testing::events::{self as ev, at_minute, StudentResult, TestRecord};
 use ras_domain::testing::InMemoryStore;
 use relay::breaker::CircuitBreaker;
@@ -218,10 +219,19 @@ impl Gen {
             at_minute(t0 + 5.0),
         ));
         let mut phases = vec!["spellcheck"];
+        // CJ ranks most of the essays that passed spellcheck; ELS fails the others in CJ.
+        let (mut ranked, mut cj_failed) = (Vec::new(), Vec::new());
         if full {
             phases.push("cj_assessment");
-            if !ok.is_empty() {
-                let students: Vec<StudentResult> = ok
+            for essay in &ok {
+                if self.rng.random_bool(0.85) {
+                    ranked.push(*essay);
+                } else {
+                    cj_failed.push(*essay);
+                }
+            }
+            if !ranked.is_empty() {
+                let students: Vec<StudentResult> = ranked
                     .iter()
                     .enumerate()
                     .map(|(rank, id)| (*id, rank as i64 + 1, 1.0 - rank as f64 * 0.3, "B"))
@@ -240,20 +250,22 @@ impl Gen {
                 self.uuid(),
                 &batch,
                 "cj_assessment",
-                "completed_successfully",
-                &ok,
-                &[],
+                outcome(&cj_failed),
+                &ranked,
+                &cj_failed,
                 at_minute(t0 + 21.0),
             ));
         }
         if self.rng.random_bool(0.7) {
+            let all_failed: Vec<&str> = failed.iter().chain(&cj_failed).copied().collect();
+            let successful = if full { ranked.len() } else { ok.len() };
             out.push(ev::pipeline_completed(
                 self.uuid(),
                 &batch,
-                outcome(&failed),
+                outcome(&all_failed),
                 &phases,
-                ok.len() as i64,
-                failed.len() as i64,
+                successful as i64,
+                all_failed.len() as i64,
                 at_minute(t0 + 25.0),
             ));
         }
@@ -491,6 +503,9 @@ pub struct Model {
     /// Final state per batch, `root.version` zeroed (it counts commits, which depend on order).
     pub aggregates: BTreeMap<String, BatchAggregate>,
     pub outbox: BTreeSet<Uuid>,
+    /// What each published message says (ordering key, topic, envelope without processing
+    /// times): the run must publish the same figures, whatever its order and faults.
+    pub published: BTreeMap<Uuid, (String, &'static str, serde_json::Value)>,
     pub markers: usize,
 }
 
@@ -525,6 +540,7 @@ pub async fn model(scenario: &Scenario) -> Result<Model, String> {
     Ok(Model {
         aggregates,
         outbox: store.outbox().iter().map(|m| m.event_id).collect(),
+        published: published_content(&store.outbox()),
         markers: store.marker_count(),
     })
 }
@@ -995,6 +1011,18 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
             model.outbox.difference(&unique).collect::<Vec<_>>(),
             unique.difference(&model.outbox).collect::<Vec<_>>()
         ));
+    }
+    // 2b. …with the model's content: every figure of a results-ready event and its
+    //     notification (and of every other message) is what the in-order run published,
+    //     whichever order the records arrived in (issue 10).
+    let messages: Vec<OutboxMessage> = seen.committed.iter().map(|c| c.message.clone()).collect();
+    for (id, content) in published_content(&messages) {
+        if let Some(expected) = model.published.get(&id).filter(|e| **e != content) {
+            v.push(format!(
+                "published {id} ({}) differs from the in-order model\n  model: {}\n  run:   {}",
+                content.1, expected.2, content.2
+            ));
+        }
     }
     if seen
         .store_outbox

@@ -175,19 +175,15 @@ async fn batch_pipeline_completed() {
         agg.root.derived.overall_status,
         Some(BatchStatus::CompletedWithFailures)
     );
-    let ready = ids::results_ready_event_id(&scope.batch);
+    // BOS's report overtook every fact it implies: results ready waits for the phases it
+    // lists (and is in the facts timer's index meanwhile).
+    assert_eq!(agg.root.results_ready, None);
+    assert!(agg.root.awaiting_facts_since.is_some());
     assert_eq!(
-        agg.root.results_ready.as_ref().map(|e| e.event_id),
-        Some(ready)
+        ras_domain::projection::missing_facts(&agg).phases,
+        [PhaseName::Spellcheck, PhaseName::CjAssessment]
     );
-    let outbox: Vec<_> = env
-        .aws
-        .outbox_of_batch(&scope.batch)
-        .await
-        .into_iter()
-        .map(|o| o.event_id)
-        .collect();
-    assert_eq!(outbox, [ready, ids::notification_event_id(ready)]);
+    assert!(env.aws.outbox_of_batch(&scope.batch).await.is_empty());
     env.cleanup().await;
 }
 
@@ -212,11 +208,49 @@ fn sample_events() -> Vec<(String, Value)> {
         samples.push((format!("{topic}.json"), msk_event_json(&[record])));
     }
     // The whole batch: one partition per topic (processed concurrently, in any order).
-    let lifecycle: Vec<MskRecord> = CONSUMED_TOPICS
+    let mut lifecycle: Vec<MskRecord> = CONSUMED_TOPICS
         .iter()
         .enumerate()
         .map(|(i, topic)| sample_record(topic, 0, 2_000 + i as i64))
         .collect();
+    // …and the facts BOS's completion implies (results ready waits for them): the spellcheck
+    // results of the batch's other two essays and ELS's spellcheck outcome.
+    let essay_1 = "0c9e1f8a-1111-4a2b-8c3d-000000000001";
+    let spellcheck = String::from_utf8(original_fixture(SPELLCHECK)).unwrap();
+    for (n, offset) in [(2, 2_006), (3, 2_007)] {
+        let essay = format!("0c9e1f8a-{0}{0}{0}{0}-4a2b-8c3d-00000000000{0}", n);
+        let mut value: Value = serde_json::from_str(
+            &spellcheck
+                .replace(essay_1, &essay)
+                .replace("0c9e1f8a-1\"", &format!("0c9e1f8a-{n}\"")),
+        )
+        .unwrap();
+        value["event_id"] = Value::String(format!("aaaaaaaa-0000-4000-8000-00000000{offset:04}"));
+        lifecycle.push(
+            MskRecord::new(SPELLCHECK, 0, offset, serde_json::to_vec(&value).unwrap())
+                .with_key(essay.into_bytes()),
+        );
+    }
+    let mut outcome: Value = serde_json::from_slice(&original_fixture(PHASE_OUTCOME)).unwrap();
+    outcome["event_id"] = Value::String("aaaaaaaa-0000-4000-8000-000000002008".into());
+    outcome["event_timestamp"] = Value::String("2025-11-27T10:05:00Z".into());
+    outcome["data"]["phase_name"] = Value::String("spellcheck".into());
+    outcome["data"]["phase_status"] = Value::String("completed_successfully".into());
+    let processed: Vec<Value> = (1..=3)
+        .map(|n| {
+            serde_json::json!({
+                "essay_id": format!("0c9e1f8a-{0}{0}{0}{0}-4a2b-8c3d-00000000000{0}", n),
+                "text_storage_id": format!("corr-0c9e1f8a-{n}"),
+                "spellcheck_metrics": null,
+            })
+        })
+        .collect();
+    outcome["data"]["processed_essays"] = Value::Array(processed);
+    outcome["data"]["failed_essay_ids"] = Value::Array(Vec::new());
+    let mut spellcheck_outcome = sample_record(PHASE_OUTCOME, 0, 2_008);
+    spellcheck_outcome =
+        spellcheck_outcome.with_value(MskValue::Bytes(serde_json::to_vec(&outcome).unwrap()));
+    lifecycle.push(spellcheck_outcome);
     samples.push(("lifecycle.json".to_string(), msk_event_json(&lifecycle)));
 
     // One record per kind of poison, each followed by a valid record of its partition.
