@@ -1259,6 +1259,291 @@ fn failure_queues_and_functions_have_alarms() {
     }
 }
 
+/// (namespace, metric name, dimensions as (name, value text)).
+type WatchedMetric = (String, String, Vec<(String, String)>);
+
+/// The metrics an alarm watches: (namespace, metric name, dimensions), from its own
+/// `Namespace`/`MetricName`/`Dimensions` or from each `MetricStat` of a metric-math alarm. For
+/// a math alarm, also checks that exactly one query returns data and that its expression uses
+/// every metric query.
+fn alarm_metrics(p: &Value, id: &str) -> Vec<(String, String, BTreeMap<String, Value>)> {
+    let dims = |m: &Value| -> BTreeMap<String, Value> {
+        m.get("Dimensions")
+            .and_then(Value::as_sequence)
+            .map(|ds| {
+                ds.iter()
+                    .map(|d| {
+                        (
+                            str_field(d, "Name", id).to_string(),
+                            d.get("Value")
+                                .cloned()
+                                .unwrap_or_else(|| panic!("{id}: dimension without Value")),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if let Some(queries) = p.get("Metrics").and_then(Value::as_sequence) {
+        let returned: Vec<&Value> = queries
+            .iter()
+            .filter(|q| q.get("ReturnData").is_none_or(|r| as_bool(r, id)))
+            .collect();
+        assert_eq!(returned.len(), 1, "{id}: exactly one query returns data");
+        let expression = str_field(returned[0], "Expression", id);
+        let mut out = Vec::new();
+        for q in queries {
+            let Some(stat) = q.get("MetricStat") else {
+                continue;
+            };
+            let qid = str_field(q, "Id", id);
+            assert!(
+                expression.contains(qid),
+                "{id}: query {qid} is not used by `{expression}`"
+            );
+            let m = stat
+                .get("Metric")
+                .unwrap_or_else(|| panic!("{id}.{qid}: no Metric"));
+            out.push((
+                str_field(m, "Namespace", id).to_string(),
+                str_field(m, "MetricName", id).to_string(),
+                dims(m),
+            ));
+        }
+        out
+    } else {
+        vec![(
+            str_field(p, "Namespace", id).to_string(),
+            str_field(p, "MetricName", id).to_string(),
+            dims(p),
+        )]
+    }
+}
+
+/// Every alarm notifies someone (issue 11, item 5): `AlarmTopicArn` when it is given, else the
+/// SNS topic the stack creates exactly in that case; alarm and OK transitions alike. The
+/// topic's ARN is an output.
+#[test]
+fn every_alarm_notifies_a_topic() {
+    let template = load_template();
+    let conditions = template
+        .get("Conditions")
+        .expect("template.yaml: Conditions");
+    let condition = |name: &str| -> Value {
+        conditions
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no condition {name}"))
+    };
+    let arn_is_empty: Value =
+        serde_yaml::from_str("!Equals [!Ref AlarmTopicArn, \"\"]").expect("yaml");
+    let arn_is_given: Value =
+        serde_yaml::from_str("!Not [!Equals [!Ref AlarmTopicArn, \"\"]]").expect("yaml");
+    assert_eq!(
+        template
+            .get("Parameters")
+            .and_then(|p| p.get("AlarmTopicArn"))
+            .and_then(|p| p.get("Default"))
+            .and_then(Value::as_str),
+        Some(""),
+        "AlarmTopicArn is optional"
+    );
+
+    let topics = resources_of_type(&template, "AWS::SNS::Topic");
+    assert_eq!(topics.len(), 1, "one SNS topic: {:?}", topics.keys());
+    let (topic_id, topic) = topics.iter().next().expect("topic");
+    let topic_condition = topic
+        .get("Condition")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{topic_id}: no Condition"));
+    assert_eq!(
+        condition(topic_condition),
+        arn_is_empty,
+        "{topic_id} is created exactly when AlarmTopicArn is empty"
+    );
+
+    // [!If [<AlarmTopicArn given>, !Ref AlarmTopicArn, !Ref <the topic>]]
+    let notifies = |v: Option<&Value>, what: &str| {
+        let items = v
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{what}: must be a list, got {v:?}"));
+        assert_eq!(items.len(), 1, "{what}: one target");
+        let (f, arg) =
+            intrinsic(&items[0]).unwrap_or_else(|| panic!("{what}: expected !If, got {items:?}"));
+        assert_eq!(f, "If", "{what}");
+        let arg = arg
+            .as_sequence()
+            .filter(|a| a.len() == 3)
+            .unwrap_or_else(|| panic!("{what}: !If needs 3 arguments"));
+        let c = arg[0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: condition name"));
+        assert_eq!(condition(c), arn_is_given, "{what}: condition {c}");
+        assert_eq!(
+            ref_target(&arg[1]).as_deref(),
+            Some("AlarmTopicArn"),
+            "{what}"
+        );
+        assert_eq!(
+            ref_target(&arg[2]).as_deref(),
+            Some(topic_id.as_str()),
+            "{what}"
+        );
+    };
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (id, alarm) in &alarms {
+        let p = properties(alarm, id);
+        notifies(p.get("AlarmActions"), &format!("{id}.AlarmActions"));
+        notifies(p.get("OKActions"), &format!("{id}.OKActions"));
+    }
+    let output = template
+        .get("Outputs")
+        .and_then(|o| o.get("AlarmTopicArn"))
+        .expect("output AlarmTopicArn");
+    notifies(
+        Some(&Value::Sequence(vec![output
+            .get("Value")
+            .cloned()
+            .expect("AlarmTopicArn output value")])),
+        "output AlarmTopicArn",
+    );
+}
+
+/// The alarms issue 11 (item 5) asks for, on the right metrics and dimensions: the relay's
+/// iterator age; ingest's `RecordsFailed` on every consumed topic; the relay's failed sends and
+/// poison records; errors and throttles of ingest, relay and api; read and write throttle
+/// events of every table and of every index's writes; the HTTP API's 5xx. (Depths of the
+/// failure queues: `failure_queues_and_functions_have_alarms`.)
+#[test]
+fn operational_alarms_watch_the_right_metrics() {
+    let spec = load_resources();
+    let template = load_template();
+    let functions = functions_by_binary(&template);
+    let tables = template_tables(&template);
+    let mut watched: BTreeSet<WatchedMetric> = BTreeSet::new();
+    for (id, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        for (ns, metric, dims) in alarm_metrics(properties(alarm, &id), &id) {
+            // Dimension values as text: `!Ref X` -> "ref:X", `!GetAtt X.A` -> "getatt:X.A",
+            // literals as they are.
+            let dims = dims
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match (&v, ref_target(&v), intrinsic(&v)) {
+                        (_, Some(target), _) => format!("ref:{target}"),
+                        (_, None, Some((f, _))) if f == "GetAtt" => {
+                            let (target, attr) = get_att(&v, &id);
+                            format!("getatt:{target}.{attr}")
+                        }
+                        (Value::String(s), None, None) => s.clone(),
+                        (other, _, _) => panic!("{id}: dimension {k} = {other:?}"),
+                    };
+                    (k, v)
+                })
+                .collect();
+            watched.insert((ns, metric, dims));
+        }
+    }
+    let mut missing = Vec::new();
+    let mut want = |ns: &str, metric: &str, dims: &[(&str, &str)]| {
+        let key = (
+            ns.to_string(),
+            metric.to_string(),
+            dims.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        if !watched.contains(&key) {
+            missing.push(key);
+        }
+    };
+    let function_ref = |bin: &str| format!("ref:{}", functions[bin].0);
+    want(
+        "AWS/Lambda",
+        "IteratorAge",
+        &[("FunctionName", &function_ref("relay"))],
+    );
+    for topic in ras_domain::contracts::ConsumedTopic::ALL {
+        want(
+            "HuleEdu/ResultAggregator",
+            "RecordsFailed",
+            &[("Function", "ingest"), ("Topic", topic.name())],
+        );
+    }
+    for metric in ["MessagesFailed", "PoisonRecords"] {
+        want("HuleEdu/ResultAggregator", metric, &[("Function", "relay")]);
+    }
+    for bin in ["ingest", "relay", "api"] {
+        for metric in ["Errors", "Throttles"] {
+            want(
+                "AWS/Lambda",
+                metric,
+                &[("FunctionName", &function_ref(bin))],
+            );
+        }
+    }
+    for t in &spec.tables {
+        let table = format!("ref:{}", tables[&t.name].0);
+        for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+            want("AWS/DynamoDB", metric, &[("TableName", &table)]);
+        }
+        for gsi in &t.global_secondary_indexes {
+            want(
+                "AWS/DynamoDB",
+                "WriteThrottleEvents",
+                &[
+                    ("GlobalSecondaryIndexName", &gsi.name),
+                    ("TableName", &table),
+                ],
+            );
+        }
+    }
+    let api = resources_of_type(&template, "AWS::Serverless::HttpApi");
+    assert_eq!(api.len(), 1);
+    let api_id = format!("ref:{}", api.keys().next().expect("api"));
+    want(
+        "AWS/ApiGateway",
+        "5xx",
+        &[("ApiId", &api_id), ("Stage", "$default")],
+    );
+    assert!(missing.is_empty(), "alarms missing for {missing:#?}");
+}
+
+/// docs/operations.md has a runbook line for every alarm of the template (its logical id in
+/// backticks), and names no alarm the template does not have.
+#[test]
+fn every_alarm_has_a_runbook_line() {
+    let template = load_template();
+    let path = repo_path("docs/operations.md");
+    let runbook =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    let undocumented: Vec<&String> = alarms
+        .keys()
+        .filter(|id| {
+            !runbook
+                .lines()
+                .any(|l| l.starts_with('|') && l.contains(&format!("`{id}`")))
+        })
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "alarms without a runbook line in docs/operations.md: {undocumented:?}"
+    );
+    let named: BTreeSet<&str> = runbook
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.ends_with("Alarm") && w.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    for name in named {
+        assert!(
+            alarms.contains_key(name),
+            "docs/operations.md names `{name}`, which template.yaml does not define"
+        );
+    }
+}
+
 /// One function per binary crate under functions/, built by cargo-lambda for arm64.
 #[test]
 fn functions_build_the_workspace_binaries() {

@@ -3,7 +3,9 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `RAS_INTERNAL_API_KEY` | the shared internal API key (alias: the reference's `HULEEDU_INTERNAL_API_KEY`) |
-//! | `RAS_INTERNAL_API_KEY_SSM_PARAMETER` | or: name of an SSM parameter (`SecureString`) holding it, read with decryption on first use |
+//! | `RAS_INTERNAL_API_KEY_SSM_PARAMETER` | or: name of an SSM parameter (`SecureString`) holding it (one key, or the current and the previous key separated by a comma or a newline), read with decryption on first use and cached |
+//! | `RAS_INTERNAL_API_KEY_CACHE_SECONDS` | how long a key read from SSM is used before it is read again (default 60, 1–3600) |
+//! | `RAS_INTERNAL_API_KEY_MAX_STALE_SECONDS` | how long past that the last key read keeps being accepted while SSM cannot be read (default 3600, 0–86400; 0 = never) |
 //! | `ALLOWED_SERVICE_IDS` | `X-Service-ID` values allowed in: JSON list or comma-separated; default `api-gateway-service`, `admin-dashboard-service`, `bff-teacher-service` |
 //! | `ENVIRONMENT` | reported by `/healthz` (default `development`) |
 //! | `RAS_API_LOCAL_ADDR` | serve plain HTTP on this address instead of running as a Lambda function |
@@ -11,11 +13,14 @@
 //! The table names come from `ras_aws::config::StoreConfig` (`RAS_STATE_TABLE`).
 
 use std::fmt;
+use std::time::Duration;
 
 pub const API_KEY_ENV: &str = "RAS_INTERNAL_API_KEY";
 /// The reference's variable, accepted as an alias.
 pub const LEGACY_API_KEY_ENV: &str = "HULEEDU_INTERNAL_API_KEY";
 pub const API_KEY_SSM_PARAMETER_ENV: &str = "RAS_INTERNAL_API_KEY_SSM_PARAMETER";
+pub const API_KEY_CACHE_SECONDS_ENV: &str = "RAS_INTERNAL_API_KEY_CACHE_SECONDS";
+pub const API_KEY_MAX_STALE_SECONDS_ENV: &str = "RAS_INTERNAL_API_KEY_MAX_STALE_SECONDS";
 pub const ALLOWED_SERVICE_IDS_ENV: &str = "ALLOWED_SERVICE_IDS";
 pub const ENVIRONMENT_ENV: &str = "ENVIRONMENT";
 pub const LOCAL_ADDR_ENV: &str = "RAS_API_LOCAL_ADDR";
@@ -26,6 +31,52 @@ pub const DEFAULT_ALLOWED_SERVICE_IDS: [&str; 3] = [
     "admin-dashboard-service",
     "bff-teacher-service",
 ];
+
+/// Default time a key read from SSM is used before it is read again. Powertools' parameters
+/// utility caches for 5 s by default; the API key changes only on a rotation, and 60 s bounds how
+/// long a removed key is still accepted while keeping the `GetParameter` rate at one call per
+/// sandbox per minute (the account's default Parameter Store throughput, 40 TPS, is shared with
+/// every other application of the account and region).
+pub const DEFAULT_KEY_CACHE_SECONDS: u64 = 60;
+pub const MAX_KEY_CACHE_SECONDS: u64 = 3600;
+/// Default time past the cache period during which the last key read is still accepted when SSM
+/// cannot be read (an SSM incident should not take the API down at once).
+pub const DEFAULT_KEY_MAX_STALE_SECONDS: u64 = 3600;
+pub const MAX_KEY_MAX_STALE_SECONDS: u64 = 86_400;
+/// After a failed read, SSM is not asked again for this long (at most the cache period):
+/// requests meanwhile are answered from the stale key, or 503 without one.
+pub const KEY_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How a key read from SSM is cached (see `crate::auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCachePolicy {
+    /// A key younger than this is used as is.
+    pub max_age: Duration,
+    /// An older key is read again; while that fails it stays accepted until it is
+    /// `max_age + max_stale` old. After that (or with no key read yet) requests get 503.
+    pub max_stale: Duration,
+    /// Minimum time between two reads after a failed one.
+    pub retry_after: Duration,
+}
+
+impl KeyCachePolicy {
+    pub fn new(max_age: Duration, max_stale: Duration) -> Self {
+        KeyCachePolicy {
+            max_age,
+            max_stale,
+            retry_after: KEY_RETRY_AFTER.min(max_age),
+        }
+    }
+}
+
+impl Default for KeyCachePolicy {
+    fn default() -> Self {
+        KeyCachePolicy::new(
+            Duration::from_secs(DEFAULT_KEY_CACHE_SECONDS),
+            Duration::from_secs(DEFAULT_KEY_MAX_STALE_SECONDS),
+        )
+    }
+}
 
 /// A secret string whose `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,13 +103,15 @@ impl fmt::Debug for Secret {
 pub enum KeySource {
     Value(Secret),
     /// Name (or ARN) of an SSM parameter, fetched with decryption on first use so that the cold
-    /// start does not wait for SSM.
+    /// start does not wait for SSM, then cached per [`ApiConfig::key_cache`].
     SsmParameter(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiConfig {
     pub key_source: KeySource,
+    /// Caching of a key read from SSM (unused with a fixed key).
+    pub key_cache: KeyCachePolicy,
     pub allowed_service_ids: Vec<String>,
     pub environment: String,
 }
@@ -73,6 +126,8 @@ pub enum ConfigError {
     ConflictingKeySources,
     #[error("{ALLOWED_SERVICE_IDS_ENV} is invalid: {0}")]
     InvalidServiceIds(String),
+    #[error("{name} is invalid: {reason}")]
+    InvalidKeyCache { name: &'static str, reason: String },
 }
 
 impl ApiConfig {
@@ -80,6 +135,7 @@ impl ApiConfig {
     pub fn with_key(key: &str) -> Self {
         ApiConfig {
             key_source: KeySource::Value(Secret::new(key)),
+            key_cache: KeyCachePolicy::default(),
             allowed_service_ids: DEFAULT_ALLOWED_SERVICE_IDS
                 .iter()
                 .map(|s| s.to_string())
@@ -103,6 +159,32 @@ impl ApiConfig {
             (None, Some(parameter)) => KeySource::SsmParameter(parameter),
             (None, None) => return Err(ConfigError::MissingKey),
         };
+        let seconds = |name: &'static str, default: u64, min: u64, max: u64| {
+            let Some(text) = get(name) else {
+                return Ok(Duration::from_secs(default));
+            };
+            match text.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
+                _ => Err(ConfigError::InvalidKeyCache {
+                    name,
+                    reason: format!("`{text}` is not a whole number of seconds in {min}–{max}"),
+                }),
+            }
+        };
+        let key_cache = KeyCachePolicy::new(
+            seconds(
+                API_KEY_CACHE_SECONDS_ENV,
+                DEFAULT_KEY_CACHE_SECONDS,
+                1,
+                MAX_KEY_CACHE_SECONDS,
+            )?,
+            seconds(
+                API_KEY_MAX_STALE_SECONDS_ENV,
+                DEFAULT_KEY_MAX_STALE_SECONDS,
+                0,
+                MAX_KEY_MAX_STALE_SECONDS,
+            )?,
+        );
         let allowed_service_ids = match get(ALLOWED_SERVICE_IDS_ENV) {
             Some(text) => parse_service_ids(&text)?,
             None => DEFAULT_ALLOWED_SERVICE_IDS
@@ -112,6 +194,7 @@ impl ApiConfig {
         };
         Ok(ApiConfig {
             key_source,
+            key_cache,
             allowed_service_ids,
             environment: get(ENVIRONMENT_ENV).unwrap_or_else(|| "development".to_string()),
         })
@@ -194,6 +277,40 @@ mod tests {
             config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, "[]")]),
             Err(ConfigError::InvalidServiceIds(_))
         ));
+    }
+
+    #[test]
+    fn key_cache_defaults_and_bounds() {
+        let c = config(&[(API_KEY_SSM_PARAMETER_ENV, "/p")]).unwrap();
+        assert_eq!(c.key_cache.max_age, Duration::from_secs(60));
+        assert_eq!(c.key_cache.max_stale, Duration::from_secs(3600));
+        assert_eq!(c.key_cache.retry_after, Duration::from_secs(5));
+        let c = config(&[
+            (API_KEY_SSM_PARAMETER_ENV, "/p"),
+            (API_KEY_CACHE_SECONDS_ENV, " 2 "),
+            (API_KEY_MAX_STALE_SECONDS_ENV, "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.key_cache.max_age, Duration::from_secs(2));
+        assert_eq!(c.key_cache.max_stale, Duration::ZERO);
+        // Never retried more often than the cache period.
+        assert_eq!(c.key_cache.retry_after, Duration::from_secs(2));
+        for (name, value) in [
+            (API_KEY_CACHE_SECONDS_ENV, "0"),
+            (API_KEY_CACHE_SECONDS_ENV, "3601"),
+            (API_KEY_CACHE_SECONDS_ENV, "1.5"),
+            (API_KEY_CACHE_SECONDS_ENV, "-1"),
+            (API_KEY_MAX_STALE_SECONDS_ENV, "86401"),
+            (API_KEY_MAX_STALE_SECONDS_ENV, "soon"),
+        ] {
+            assert!(
+                matches!(
+                    config(&[(API_KEY_SSM_PARAMETER_ENV, "/p"), (name, value)]),
+                    Err(ConfigError::InvalidKeyCache { .. })
+                ),
+                "{name}={value}"
+            );
+        }
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// Anything the caller cannot fix; the detail is logged, never sent.
     #[error("Internal server error")]
     Internal(String),
+    /// A dependency the request cannot do without is unavailable (the API key cannot be read
+    /// from SSM and no usable copy is cached); the detail is logged, never sent.
+    #[error("Service unavailable")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -69,6 +73,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -89,7 +94,7 @@ impl IntoResponse for ApiError {
             error: self.to_string(),
         };
         let mut response = json_response(self.status(), &body, JsonStyle::Python);
-        if let ApiError::Internal(detail) = self {
+        if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = self {
             response.extensions_mut().insert(InternalDetail(detail));
         }
         response

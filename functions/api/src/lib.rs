@@ -38,13 +38,28 @@ impl<R: BatchReader + 'static> ApiState<R> {
         ssm: Option<aws_sdk_ssm::Client>,
         metrics: MetricsSink,
     ) -> Result<Self, ConfigError> {
-        Ok(ApiState {
+        Ok(Self::with_auth(
             reader,
-            auth: Arc::new(ServiceAuth::new(config, ssm)?),
+            config,
+            ServiceAuth::new(config, ssm)?,
+            metrics,
+        ))
+    }
+
+    /// State with an authentication built by the caller (e.g. [`ServiceAuth::with_clock`]).
+    pub fn with_auth(
+        reader: Arc<R>,
+        config: &ApiConfig,
+        auth: ServiceAuth,
+        metrics: MetricsSink,
+    ) -> Self {
+        ApiState {
+            reader,
+            auth: Arc::new(auth),
             metrics,
             environment: config.environment.as_str().into(),
             openapi: openapi::document_json().into_bytes().into(),
-        })
+        }
     }
 }
 

@@ -68,8 +68,20 @@ async fn main() -> Result<(), Error> {
         .load()
         .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
-    let ssm = matches!(config.key_source, KeySource::SsmParameter(_))
-        .then(|| aws_sdk_ssm::Client::new(&sdk));
+    // The key read blocks the request that finds the cached key expired: an unreachable SSM
+    // costs it at most ~2 s, after which the stale key (or a 503) answers (api::auth).
+    let ssm = matches!(config.key_source, KeySource::SsmParameter(_)).then(|| {
+        let ssm_timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .operation_attempt_timeout(Duration::from_secs(1))
+            .operation_timeout(Duration::from_secs(2))
+            .build();
+        aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(&sdk)
+                .timeout_config(ssm_timeouts)
+                .build(),
+        )
+    });
     let state = ApiState::new(Arc::new(store), &config, ssm, MetricsSink::Stdout)?;
     let app = router(state);
 

@@ -118,6 +118,14 @@ pub async fn observe(State(sink): State<MetricsSink>, mut req: Request, next: Ne
     metrics
         .count("Requests", 1)
         .record("LatencyMs", Unit::Milliseconds, latency_ms);
+    // Authenticated with a key SSM could not refresh (crate::auth): 1 per such request.
+    if response
+        .extensions()
+        .get::<crate::auth::StaleApiKey>()
+        .is_some()
+    {
+        metrics.count("ApiKeyStale", 1);
+    }
     metrics
         .property("correlation_id", correlation_id.clone())
         .property("method", method.as_str());

@@ -90,6 +90,7 @@ async fn load_batch<R: BatchReader + 'static>(
         (status = 401, description = "`Missing authentication` or `Invalid credentials`", body = ErrorBody),
         (status = 404, description = "`Batch not found` (unknown or not registered yet)", body = ErrorBody),
         (status = 500, description = "`Internal server error`", body = ErrorBody),
+        (status = 503, description = "`Service unavailable`: the internal API key cannot be read from SSM and no usable copy is cached", body = ErrorBody),
     ),
     security(("internal_api_key" = [], "service_id" = []))
 )]
@@ -118,6 +119,7 @@ pub async fn get_batch_status<R: BatchReader + 'static>(
         (status = 400, description = "`Invalid limit`, `Invalid offset`, `Invalid status` or `Invalid user ID`", body = ErrorBody),
         (status = 401, description = "`Missing authentication` or `Invalid credentials`", body = ErrorBody),
         (status = 500, description = "`Internal server error`", body = ErrorBody),
+        (status = 503, description = "`Service unavailable`: the internal API key cannot be read from SSM and no usable copy is cached", body = ErrorBody),
     ),
     security(("internal_api_key" = [], "service_id" = []))
 )]
@@ -169,6 +171,7 @@ pub async fn get_user_batches<R: BatchReader + 'static>(
         (status = 401, description = "`Missing authentication` or `Invalid credentials`", body = ErrorBody),
         (status = 404, description = "`Assessment not found` (unknown job, or its batch is not registered yet)", body = ErrorBody),
         (status = 500, description = "`Internal server error`", body = ErrorBody),
+        (status = 503, description = "`Service unavailable`: the internal API key cannot be read from SSM and no usable copy is cached", body = ErrorBody),
     ),
     security(("internal_api_key" = [], "service_id" = []))
 )]
@@ -210,6 +213,7 @@ pub async fn get_assessment<R: BatchReader + 'static>(
         (status = 401, description = "`Missing authentication` or `Invalid credentials`", body = ErrorBody),
         (status = 404, description = "`Batch not found`", body = ErrorBody),
         (status = 500, description = "`Internal server error`", body = ErrorBody),
+        (status = 503, description = "`Service unavailable`: the internal API key cannot be read from SSM and no usable copy is cached", body = ErrorBody),
     ),
     security(("internal_api_key" = [], "service_id" = []))
 )]

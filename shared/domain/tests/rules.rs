@@ -838,6 +838,39 @@ fn payload_conflict_and_decode_errors_are_permanent() {
     assert_eq!(h.store.marker_count(), 1, "failed records leave no marker");
 }
 
+/// Deviation from the reference (docs/deviations.md, "Idempotency"): the reference keys a
+/// record on its event type and a hash of `event_id` + `data`, so a re-sent envelope with the
+/// same id and data but other metadata is a duplicate there. Here the marker holds the hash of
+/// the whole record value: the same event id with other bytes — even only another
+/// `event_timestamp` or another serialisation — is a payload conflict (dead-lettered, not
+/// applied), and only byte-identical redeliveries are duplicates.
+#[test]
+fn same_event_id_with_other_envelope_bytes_is_a_conflict_not_a_duplicate() {
+    let h = Harness::new();
+    let original = registration(event_id(1), B, T, &["e1"], at_minute(0.0));
+    h.feed(&original);
+    assert!(matches!(h.feed(&original), RecordOutcome::Duplicate { .. }));
+
+    let mut restamped = original.json();
+    restamped["event_timestamp"] = at_minute(1.0).to_wire().into();
+    assert_eq!(restamped["data"], original.json()["data"], "same data");
+    let restamped = TestRecord {
+        topic: "huleedu.batch.essays.registered.v1",
+        value: to_python_json(&restamped).unwrap(),
+    };
+    let err = h.try_feed(&restamped).unwrap_err();
+    assert_eq!(err.kind(), "payload_conflict");
+
+    // The same JSON value serialised differently (compact instead of Python separators).
+    let compact = TestRecord {
+        topic: "huleedu.batch.essays.registered.v1",
+        value: serde_json::to_vec(&original.json()).unwrap(),
+    };
+    assert_ne!(compact.value, original.value);
+    assert_eq!(h.try_feed(&compact).unwrap_err().kind(), "payload_conflict");
+    assert_eq!(h.store.marker_count(), 1, "only the original applied");
+}
+
 #[test]
 fn a_record_without_event_id_is_deduplicated_by_content() {
     let h = Harness::new();
