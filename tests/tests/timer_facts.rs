@@ -152,3 +152,24 @@ async fn an_overdue_batch_is_emitted_once_with_its_gap_recorded() {
         .any(|o| o.topic == PublishedTopic::BatchResultsReady.name()));
     env.cleanup().await;
 }
+
+/// `events/timer/scheduled.json` (for `cargo lambda invoke timer`) goes through the handler.
+#[tokio::test]
+async fn the_sample_event_runs_the_timer() {
+    let env = IngestEnv::new().await;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/timer/scheduled.json");
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let report = timer::handle_event(
+        &env.store(),
+        &event,
+        Timestamp::now(),
+        &TimerSettings::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(report.failed.is_empty() && report.emitted.is_empty());
+    env.cleanup().await;
+}

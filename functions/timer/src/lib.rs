@@ -81,6 +81,28 @@ impl SweepReport {
     }
 }
 
+/// The Lambda entry point: a scheduled invocation (EventBridge Scheduler's event, or any JSON:
+/// its content is only logged) runs [`sweep`] at `now`.
+pub async fn handle_event<S>(
+    store: &S,
+    event: &serde_json::Value,
+    now: Timestamp,
+    settings: &TimerSettings,
+    deadline: Option<Instant>,
+) -> Result<SweepReport, StoreError>
+where
+    S: AggregateStore + AwaitingFactsIndex,
+{
+    let text = |key: &str| event.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    info!(
+        schedule_event_id = text("id"),
+        scheduled_time = text("time"),
+        now = %now,
+        "facts timer run"
+    );
+    sweep(store, now, settings, deadline).await
+}
+
 /// One run of the timer at `now`: every batch awaiting facts since `now − grace` or earlier
 /// (at most `max_batches`, longest waiting first) gets its results-ready event. A batch that
 /// fails is logged and left for the next run; the others go on. `Err` only when the index

@@ -1,6 +1,6 @@
 //! Lambda bootstrap of the facts timer: configuration, the DynamoDB client and the runtime
 //! loop. Invoked by an EventBridge Scheduler schedule (`template.yaml`, `TimerFunction`); the
-//! event's content is not used. The work is done by [`timer::sweep`].
+//! event's content is only logged. The work is done by [`timer::handle_event`].
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
@@ -45,8 +45,14 @@ async fn main() -> Result<(), Error> {
         let settings = Arc::clone(&settings);
         async move {
             let deadline = instant_of(event.context.deadline());
-            let report =
-                timer::sweep(store.as_ref(), Timestamp::now(), &settings, deadline).await?;
+            let report = timer::handle_event(
+                store.as_ref(),
+                &event.payload,
+                Timestamp::now(),
+                &settings,
+                deadline,
+            )
+            .await?;
             report.metrics().flush();
             if report.failed.is_empty() {
                 Ok(serde_json::json!({
