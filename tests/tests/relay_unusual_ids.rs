@@ -80,8 +80,7 @@ async fn teacher_and_batch_ids_beyond_sqs_group_id_rules_go_end_to_end() {
     let mut received: Vec<Received> = consume(&aws, &queues.urls.events).await;
     received.extend(consume(&aws, &queues.urls.notifications).await);
     assert_eq!(received.len(), 8);
-    let by_id: HashMap<String, &Received> =
-        received.iter().map(|m| (m.event_id(), m)).collect();
+    let by_id: HashMap<String, &Received> = received.iter().map(|m| (m.event_id(), m)).collect();
     let mut group_of_key: HashMap<String, String> = HashMap::new();
     for item in &items {
         let m = by_id
@@ -93,7 +92,9 @@ async fn teacher_and_batch_ids_beyond_sqs_group_id_rules_go_end_to_end() {
         let data = &envelope["data"];
         let named = [&data["batch_id"], &data["teacher_id"], &data["entity_id"]];
         assert!(
-            named.iter().any(|v| v.as_str() == Some(item.ordering_key.as_str())),
+            named
+                .iter()
+                .any(|v| v.as_str() == Some(item.ordering_key.as_str())),
             "the body of {} does not name its key {}: {}",
             item.event_id,
             item.ordering_key,

@@ -405,6 +405,22 @@ const SERVER_CODES: &[&str] = &[
     "KMS.DisabledException",
 ];
 
+/// The kind of a whole-request error that blames the content of the messages (SQS refuses a
+/// message for good, e.g. a body longer than the queue's `MaximumMessageSize` — moto fails
+/// the whole `SendMessageBatch` for that — or characters it does not accept). The relay then
+/// sends each of the request's messages alone, and parks the one refused alone.
+pub const MESSAGE_REFUSED: &str = "message_refused";
+
+/// Codes of [`MESSAGE_REFUSED`] errors.
+const MESSAGE_REFUSAL_CODES: &[&str] = &[
+    "InvalidParameterValue",
+    "InvalidMessageContents",
+    "AWS.SimpleQueueService.InvalidMessageContents",
+    "InvalidAttributeValue",
+    "BatchRequestTooLong",
+    "AWS.SimpleQueueService.BatchRequestTooLong",
+];
+
 const QUEUE_MISSING_CODES: &[&str] = &[
     "AWS.SimpleQueueService.NonExistentQueue",
     "QueueDoesNotExist",
@@ -434,6 +450,12 @@ pub fn classify(facts: &SqsErrorFacts<'_>) -> PublishError {
     }
     if THROTTLING_CODES.contains(&code) || SERVER_CODES.contains(&code) {
         return PublishError::Transient(describe());
+    }
+    if MESSAGE_REFUSAL_CODES.contains(&code) {
+        return PublishError::Permanent {
+            kind: MESSAGE_REFUSED,
+            message: describe(),
+        };
     }
     if QUEUE_MISSING_CODES.contains(&code) {
         return PublishError::Permanent {
@@ -533,7 +555,12 @@ mod tests {
         m.ordering_key = String::new();
         assert!(invalid_reason(&m).unwrap().contains("ordering key"));
         // Any non-empty key can be sent: the group id is derived from it.
-        for key in ["k".repeat(129), "lärare-Åsa".into(), "a b".into(), "\u{1}x".into()] {
+        for key in [
+            "k".repeat(129),
+            "lärare-Åsa".into(),
+            "a b".into(),
+            "\u{1}x".into(),
+        ] {
             m.ordering_key = key;
             assert_eq!(invalid_reason(&m), None, "{:?}", m.ordering_key);
         }
@@ -546,13 +573,18 @@ mod tests {
         assert!(invalid_reason(&control).unwrap().contains("U+0001"));
         let mut m = message("{}");
         m.event_id = "e".repeat(129);
-        assert!(invalid_reason(&m).unwrap().contains("MessageDeduplicationId"));
+        assert!(invalid_reason(&m)
+            .unwrap()
+            .contains("MessageDeduplicationId"));
     }
 
     #[test]
     fn the_size_limit_counts_the_attributes() {
         let overhead = message_size(&message(""));
-        assert_eq!(invalid_reason(&message(&"x".repeat(MAX_MESSAGE_BYTES - overhead))), None);
+        assert_eq!(
+            invalid_reason(&message(&"x".repeat(MAX_MESSAGE_BYTES - overhead))),
+            None
+        );
         assert!(invalid_reason(&message(&"x".repeat(MAX_MESSAGE_BYTES - overhead + 1))).is_some());
     }
 
@@ -589,7 +621,10 @@ mod tests {
             message_group_id(&format!("{}a", "t".repeat(150))),
             message_group_id(&format!("{}b", "t".repeat(150)))
         );
-        assert_ne!(message_group_id("lärare-Åsa"), message_group_id("lärare-Äsa"));
+        assert_ne!(
+            message_group_id("lärare-Åsa"),
+            message_group_id("lärare-Äsa")
+        );
         assert_ne!(message_group_id("a b"), message_group_id("a\tb"));
         assert!(is_valid_sqs_id(&message_group_id("")));
         // Known value: SHA-256("lärare-Åsa"), first 128 bits; fixed forever (the wire format).
@@ -671,6 +706,20 @@ mod tests {
         ));
         assert!(matches!(
             classify(&facts("BatchRequestTooLong", 400)),
+            PublishError::Permanent {
+                kind: MESSAGE_REFUSED,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&facts("InvalidParameterValue", 400)),
+            PublishError::Permanent {
+                kind: MESSAGE_REFUSED,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&facts("KmsAccessDenied", 400)),
             PublishError::Permanent {
                 kind: "invalid_request",
                 ..
