@@ -212,6 +212,8 @@ def create_queue(sqs, q: dict, urls: dict[str, str]) -> str:
         attrs["MessageRetentionPeriod"] = str(q["message_retention_seconds"])
     if q.get("visibility_timeout_seconds") is not None:
         attrs["VisibilityTimeout"] = str(q["visibility_timeout_seconds"])
+    if q.get("maximum_message_size") is not None:
+        attrs["MaximumMessageSize"] = str(q["maximum_message_size"])
     dlq = q.get("dead_letter_queue")
     if dlq:
         dlq_arn = sqs.get_queue_attributes(QueueUrl=urls[dlq], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

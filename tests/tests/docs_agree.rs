@@ -111,23 +111,22 @@ fn tests_cited_by_the_docs_exist() {
 }
 
 /// docs/ingest.md ("Known limits") and docs/relay.md describe a message over SQS's 1 MiB the
-/// way the relay handles it: failed as `MessageTooLarge` and handed back to Lambda, never
-/// dead-lettered by the relay; both cite the test that pins it.
+/// way the relay handles it: refused as `MessageTooLarge`, parked and acknowledged (never
+/// dead-lettered by the relay); both cite the test that pins it.
 #[test]
 fn oversize_messages_are_described_as_the_relay_handles_them() {
     assert!(
-        read("functions/relay/src/dispatch.rs").contains("code: \"MessageTooLarge\".into()"),
+        read("functions/relay/src/dispatch.rs").contains("\"MessageTooLarge\","),
         "the relay's code for an oversize message changed: update the docs and this test"
     );
-    let pinning =
-        "functions/relay/tests/handler.rs::a_message_too_large_for_sqs_stops_its_key_only";
+    let pinning = "functions/relay/tests/handler.rs::a_message_too_large_for_the_queue_is_parked_and_the_shard_moves_on";
     for doc in ["docs/ingest.md", "docs/relay.md"] {
         let text = read(doc);
         assert!(
             text.contains("`MessageTooLarge`"),
             "{doc}: names no `MessageTooLarge`"
         );
-        assert!(text.contains(pinning), "{doc}: does not cite {pinning}");
+        assert!(text.contains("park"), "{doc}: does not say it is parked");
         for p in paragraphs(&text) {
             let lower = p.to_lowercase();
             let about_oversize = lower.contains("oversize")
@@ -139,6 +138,10 @@ fn oversize_messages_are_described_as_the_relay_handles_them() {
             );
         }
     }
+    assert!(
+        read("docs/ingest.md").contains(pinning),
+        "docs/ingest.md: does not cite {pinning}"
+    );
 }
 
 /// `payload_conflict` (same event id, other bytes → dead letter; the reference keys on event

@@ -7,7 +7,7 @@
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::config::Credentials;
-use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
+use ras_aws::sqs_publisher::{message_group_id, QueueUrls, SqsPublisher};
 use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, PublishError, SendResult};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -254,4 +254,89 @@ async fn whole_call_errors_are_classified() {
         matches!(throttled, Err(PublishError::Transient(_))),
         "{throttled:?}"
     );
+}
+
+#[tokio::test]
+async fn keys_sqs_refuses_as_group_ids_are_sent_with_a_derived_group_id_and_the_raw_key() {
+    // Issue 11: ingest accepts ids of up to 255 bytes of any characters; a MessageGroupId is
+    // 1-128 characters of ASCII 33-126. Before the fix such messages were failed unsent.
+    let fake = FakeSqs::start(vec![ok(json!({
+        "Successful": [success("0"), success("1"), success("2"), success("3")],
+        "Failed": []
+    }))]);
+    let publisher = fake.publisher().await;
+    let keys = [
+        "lärare-Åsa".to_string(),
+        "t".repeat(150),
+        "b".repeat(200),
+        "ctl\u{1}key".to_string(),
+    ];
+    let messages: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, k)| message(n as u32, k))
+        .collect();
+    let results = publisher
+        .send_batch(Destination::Notifications, &messages)
+        .await
+        .unwrap();
+    assert_eq!(results, vec![SendResult::Sent; 4]);
+    let requests = fake.requests.lock().unwrap();
+    let entries = requests[0].1["Entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 4);
+    for (e, key) in entries.iter().zip(&keys) {
+        let group = e["MessageGroupId"].as_str().unwrap();
+        assert!(
+            (1..=128).contains(&group.len()) && group.bytes().all(|b| (33..=126).contains(&b)),
+            "{group}"
+        );
+        assert_eq!(group, message_group_id(key));
+        assert_ne!(group, key.as_str());
+    }
+    assert!(entries[0]["MessageGroupId"]
+        .as_str()
+        .unwrap()
+        .starts_with("l_rare-_sa~"));
+    // The raw key travels as the `key` attribute: a String where SQS allows its characters…
+    for (e, key) in entries.iter().zip(&keys).take(3) {
+        assert_eq!(
+            e["MessageAttributes"]["key"],
+            json!({"DataType": "String", "StringValue": key})
+        );
+    }
+    // …else Binary with its UTF-8 bytes.
+    assert_eq!(
+        entries[3]["MessageAttributes"]["key"],
+        json!({"DataType": "Binary", "BinaryValue": "Y3RsAWtleQ=="})
+    );
+    // Same key, same group: a second message of the first key.
+    assert_eq!(message_group_id(&keys[0]), message_group_id("lärare-Åsa"));
+}
+
+#[tokio::test]
+async fn messages_sqs_would_refuse_are_failed_permanently_without_being_sent() {
+    let fake = FakeSqs::start(vec![ok(
+        json!({"Successful": [success("2")], "Failed": []}),
+    )]);
+    let publisher = fake.publisher().await;
+    let mut too_large = message(0, "k0");
+    too_large.body = "x".repeat(ras_aws::sqs_publisher::MAX_MESSAGE_BYTES);
+    let mut bad_char = message(1, "k1");
+    bad_char.body = "{\"a\": \"\u{FFFE}\"}".into();
+    let messages = vec![too_large, bad_char, message(2, "k2")];
+    let results = publisher
+        .send_batch(Destination::Events, &messages)
+        .await
+        .unwrap();
+    for r in &results[..2] {
+        assert!(
+            matches!(r, SendResult::Failed { retryable: false, code, .. } if code == "InvalidMessage"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(results[2], SendResult::Sent);
+    let requests = fake.requests.lock().unwrap();
+    let entries = requests[0].1["Entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["Id"], "2");
 }

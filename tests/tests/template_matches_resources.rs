@@ -80,6 +80,8 @@ struct QueueSpec {
     max_receive_count: Option<u32>,
     message_retention_seconds: Option<u32>,
     visibility_timeout_seconds: Option<u32>,
+    /// `MaximumMessageSize` (bytes); `None`: the AWS default.
+    maximum_message_size: Option<u32>,
 }
 
 // ---------------------------------------------------------------- normalized view
@@ -107,6 +109,7 @@ struct Queue {
     redrive: Option<(String, u32)>,
     message_retention_seconds: Option<u32>,
     visibility_timeout_seconds: Option<u32>,
+    maximum_message_size: Option<u32>,
 }
 
 impl From<&TableSpec> for Table {
@@ -157,6 +160,7 @@ impl From<&QueueSpec> for Queue {
             }),
             message_retention_seconds: q.message_retention_seconds,
             visibility_timeout_seconds: q.visibility_timeout_seconds,
+            maximum_message_size: q.maximum_message_size,
         }
     }
 }
@@ -443,6 +447,7 @@ fn template_queues(template: &Value) -> BTreeMap<String, (String, Queue)> {
             redrive,
             message_retention_seconds: p.get("MessageRetentionPeriod").map(|v| as_u32(v, id)),
             visibility_timeout_seconds: p.get("VisibilityTimeout").map(|v| as_u32(v, id)),
+            maximum_message_size: p.get("MaximumMessageSize").map(|v| as_u32(v, id)),
         };
         assert!(
             out.insert(name.clone(), (id.clone(), queue)).is_none(),
@@ -1187,6 +1192,45 @@ fn api_serves_the_specified_routes() {
     .map(|p| ("GET".to_string(), p.to_string()))
     .collect();
     assert_eq!(routes, expected, "{fid}: routes");
+}
+
+/// Issue 11: the relay checks messages against `MAX_MESSAGE_BYTES` before sending; the FIFO
+/// queues it publishes to (and their dead-letter queues, which receive the same messages) must
+/// say so explicitly, in both files: an unset `MaximumMessageSize` may mean 256 KiB, and a
+/// body between that and 1 MiB would then be refused by SQS.
+#[test]
+fn relay_queues_accept_the_largest_message_the_relay_sends() {
+    let spec = load_resources();
+    let template = load_template();
+    let queues = template_queues(&template);
+    let max = u32::try_from(ras_aws::sqs_publisher::MAX_MESSAGE_BYTES).unwrap();
+    let published: Vec<&QueueSpec> = spec
+        .queues
+        .iter()
+        .filter(|q| q.fifo && q.used_by.iter().any(|f| f == "relay"))
+        .collect();
+    assert_eq!(published.len(), 2, "the events and notifications queues");
+    for q in published {
+        let mut names = vec![q.name.clone()];
+        names.extend(q.dead_letter_queue.clone());
+        for name in names {
+            let spec_q = spec.queues.iter().find(|s| s.name == name).unwrap();
+            assert_eq!(
+                spec_q.maximum_message_size,
+                Some(max),
+                "resources.json: {name}"
+            );
+            let (id, t) = &queues[&name];
+            assert_eq!(t.maximum_message_size, Some(max), "template.yaml: {id}");
+        }
+    }
+    // The relay parks what SQS refuses in a standard queue of its own.
+    let parked = spec
+        .queues
+        .iter()
+        .find(|q| q.env_var.as_deref() == Some(ras_aws::parking::PARKED_QUEUE_URL_ENV))
+        .expect("a parking queue in resources.json");
+    assert!(!parked.fifo && parked.used_by == ["relay"], "{parked:?}");
 }
 
 /// Every queue that collects failures (one without a dead-letter queue of its own: the DLQs,

@@ -5,11 +5,13 @@
 //! |---|---|---|
 //! | `RAS_EVENTS_QUEUE_URL` | required | FIFO queue of domain events |
 //! | `RAS_NOTIFICATIONS_QUEUE_URL` | required | FIFO queue of teacher notifications |
+//! | `RAS_RELAY_PARKED_QUEUE_URL` | required | standard queue where messages SQS refuses for good are parked |
 //! | `RAS_RELAY_BREAKER_FAILURES` | `5` | consecutive failed requests that open the breaker |
 //! | `RAS_RELAY_BREAKER_OPEN_SECONDS` | `30` | how long the breaker stays open |
 //! | `RAS_RELAY_SQS_TIMEOUT_MS` | `5000` | SQS operation timeout (all SDK attempts of one request) |
 
 use crate::breaker::BreakerSettings;
+use ras_aws::parking::PARKED_QUEUE_URL_ENV;
 use ras_aws::sqs_publisher::{QueueConfigError, QueueUrls};
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ pub const DEFAULT_SQS_TIMEOUT: Duration = Duration::from_millis(5000);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayConfig {
     pub queues: QueueUrls,
+    /// The parking queue (`ras-relay-parked`, a standard queue).
+    pub parked_queue_url: String,
     pub breaker: BreakerSettings,
     /// Upper bound of one `SendMessageBatch` (SDK retries included). No request starts later
     /// than this before the invocation's deadline.
@@ -31,6 +35,8 @@ pub struct RelayConfig {
 pub enum ConfigError {
     #[error(transparent)]
     Queue(#[from] QueueConfigError),
+    #[error("{name} = `{value}`: expected the URL of a standard (not FIFO) SQS queue")]
+    NotStandardQueue { name: &'static str, value: String },
     #[error("{name} = `{value}`: expected an integer in {min}..={max}")]
     OutOfRange {
         name: &'static str,
@@ -47,6 +53,18 @@ impl RelayConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let queues = QueueUrls::from_lookup(&lookup)?;
+        let parked_queue_url = lookup(PARKED_QUEUE_URL_ENV)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or(QueueConfigError::Missing(PARKED_QUEUE_URL_ENV))?;
+        let is_url =
+            parked_queue_url.starts_with("https://") || parked_queue_url.starts_with("http://");
+        if !is_url || parked_queue_url.ends_with(".fifo") {
+            return Err(ConfigError::NotStandardQueue {
+                name: PARKED_QUEUE_URL_ENV,
+                value: parked_queue_url,
+            });
+        }
         let int = |name: &'static str, default: u64, min: u64, max: u64| match lookup(name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
@@ -84,6 +102,7 @@ impl RelayConfig {
         )?;
         Ok(RelayConfig {
             queues,
+            parked_queue_url,
             breaker: BreakerSettings {
                 failure_threshold: u32::try_from(failures).unwrap_or(defaults.failure_threshold),
                 open_for: Duration::from_secs(open_seconds),
@@ -108,6 +127,10 @@ mod tests {
                 "RAS_NOTIFICATIONS_QUEUE_URL".to_string(),
                 "http://127.0.0.1:4566/123456789012/ras-notifications.fifo".to_string(),
             ),
+            (
+                "RAS_RELAY_PARKED_QUEUE_URL".to_string(),
+                "http://127.0.0.1:4566/123456789012/ras-relay-parked".to_string(),
+            ),
         ]);
         for (k, v) in pairs {
             map.insert(k.to_string(), v.to_string());
@@ -123,6 +146,23 @@ mod tests {
         assert_eq!(c.breaker.open_for, Duration::from_secs(30));
         assert_eq!(c.sqs_timeout, Duration::from_secs(5));
         assert!(c.queues.events.ends_with("ras-events.fifo"));
+        assert!(c.parked_queue_url.ends_with("/ras-relay-parked"));
+    }
+
+    #[test]
+    fn the_parking_queue_is_required_and_standard() {
+        assert!(matches!(
+            RelayConfig::from_lookup(lookup(&[(PARKED_QUEUE_URL_ENV, " ")])),
+            Err(ConfigError::Queue(QueueConfigError::Missing(
+                PARKED_QUEUE_URL_ENV
+            )))
+        ));
+        for bad in ["http://h/1/ras-relay-parked.fifo", "ras-relay-parked"] {
+            assert!(matches!(
+                RelayConfig::from_lookup(lookup(&[(PARKED_QUEUE_URL_ENV, bad)])),
+                Err(ConfigError::NotStandardQueue { .. })
+            ));
+        }
     }
 
     #[test]

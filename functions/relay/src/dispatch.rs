@@ -11,19 +11,28 @@
 //! * Requests are filled across keys (≤ 10 entries, ≤ 1 MiB) and sent one after the other.
 //! * A key stops at its first failure (per-entry failure, or the whole request failing); the
 //!   other keys go on.
+//! * A message SQS refuses for good (checked before sending: [`invalid_reason`] — a body over
+//!   the queue maximum, characters SQS does not accept —, or an entry SQS failed for the
+//!   sender's fault) is **parked** when a [`MessageParking`] is given: recorded there, then
+//!   counted as done, and its key goes on with its next message. If parking fails, or without
+//!   parking, it is a failure like any other (its key stops, the record stays unsent).
 //! * Before every request the circuit breaker is asked; when it is open, nothing more is
 //!   sent, and everything unsent is handed back. Same when the invocation's deadline is near.
 //!
 //! Nothing is ever reported sent without an SQS acknowledgement for that entry.
 
-use crate::batching::pack;
+use crate::batching::{pack, Packed};
 use crate::breaker::{CallOutcome, CircuitBreaker, Transition};
 use crate::clock::Clock;
+use ras_aws::sqs_publisher::{invalid_reason, message_size, MESSAGE_REFUSED};
 use ras_domain::contracts::Timestamp;
-use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, SendResult};
-use std::collections::HashMap;
+use ras_domain::ports::{
+    Destination, MessageParking, MessagePublisher, OutgoingMessage, ParkedMessage, PublishError,
+    SendResult,
+};
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Which commit an outbox item was written by: its batch, its `created_at` (every message of
 /// one plan shares the plan's timestamp) and the root version the commit was planned on
@@ -42,6 +51,8 @@ pub struct Outbound {
     pub destination: Destination,
     pub message: OutgoingMessage,
     pub commit: CommitId,
+    /// The outbox sort key (`created_at#sequence#event_id`): with the ordering key, the item.
+    pub position: String,
     /// Position among the messages of its commit.
     pub sequence: u32,
     /// When the outbox item was written (for the write → publish latency).
@@ -59,6 +70,8 @@ pub enum Delivery {
         code: String,
         message: String,
     },
+    /// SQS refuses it for good; it was recorded in the parking queue (and counts as done).
+    Parked { code: String, reason: String },
     /// Not attempted.
     Held(HoldReason),
 }
@@ -77,6 +90,11 @@ impl Delivery {
     pub fn is_sent(&self) -> bool {
         matches!(self, Delivery::Sent)
     }
+
+    /// Done with: sent, or parked.
+    pub fn is_acknowledged(&self) -> bool {
+        matches!(self, Delivery::Sent | Delivery::Parked { .. })
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -85,6 +103,8 @@ pub struct DispatchReport {
     pub deliveries: Vec<Delivery>,
     /// `SendMessageBatch` requests made.
     pub requests: u32,
+    /// Messages that could not be parked (they stay unsent).
+    pub parking_failures: u32,
     /// The breaker refused a request (everything left was handed back).
     pub breaker_rejected: bool,
     pub transitions: Vec<Transition>,
@@ -117,11 +137,13 @@ pub fn key_order(items: &[Outbound]) -> Vec<Vec<usize>> {
     keys
 }
 
-/// Send `items` (in stream order) through `publisher`; see the module docs for the rules.
+/// Send `items` (in stream order) through `publisher`, parking what SQS refuses for good in
+/// `parking` (none: such messages stay failures); see the module docs for the rules.
 /// (`items` are borrowed mutably only to lend each message to its request without a copy;
 /// they are the same when this returns.)
-pub async fn dispatch<P, C>(
+pub async fn dispatch<P, K, C>(
     publisher: &P,
+    parking: Option<&K>,
     breaker: &CircuitBreaker,
     clock: &C,
     items: &mut [Outbound],
@@ -129,6 +151,7 @@ pub async fn dispatch<P, C>(
 ) -> DispatchReport
 where
     P: MessagePublisher,
+    K: MessageParking,
     C: Clock,
 {
     struct Key {
@@ -147,6 +170,8 @@ where
     let mut deliveries: Vec<Option<Delivery>> = vec![None; items.len()];
     let mut report = DispatchReport::default();
     let mut hold_rest: Option<HoldReason> = None;
+    // Messages of a request SQS refused as a whole for their content: each goes alone next.
+    let mut solo: HashSet<usize> = HashSet::new();
 
     loop {
         // The next message of every key that may send, in stream order.
@@ -162,18 +187,53 @@ where
         heads.sort_unstable();
         let destination = items[heads[0].0].destination;
         heads.retain(|&(i, _)| items[i].destination == destination);
-        let packed = pack(heads.iter().map(|&(i, _)| (i, &items[i].message)));
-        let key_of = |i: usize| heads.iter().find(|h| h.0 == i).map(|h| h.1);
-        for &i in &packed.oversize {
-            warn!(event_id = %items[i].message.event_id, "message larger than a SendMessageBatch request: it cannot be sent");
-            deliveries[i] = Some(Delivery::Failed {
-                retryable: false,
-                code: "MessageTooLarge".into(),
-                message: "message larger than the 1 MiB request limit".into(),
-            });
-            if let Some(ki) = key_of(i) {
-                keys[ki].stopped = true;
+        // Messages SQS would refuse whatever happens never take a place in a request.
+        let key_by_head: Vec<(usize, usize)> = heads.clone();
+        let key_of = |i: usize| key_by_head.iter().find(|h| h.0 == i).map(|h| h.1);
+        let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
+        heads.retain(|&(i, _)| match invalid_reason(&items[i].message) {
+            Some(reason) => {
+                refused.push((i, "InvalidMessage", reason));
+                false
             }
+            None => true,
+        });
+        let packed = match heads.iter().find(|(i, _)| solo.contains(i)) {
+            Some(&(i, _)) => Packed {
+                taken: vec![i],
+                oversize: Vec::new(),
+                bytes: message_size(&items[i].message),
+            },
+            None => pack(heads.iter().map(|&(i, _)| (i, &items[i].message))),
+        };
+        for &i in &packed.oversize {
+            refused.push((
+                i,
+                "MessageTooLarge",
+                "message larger than the 1 MiB request limit".into(),
+            ));
+        }
+        for (i, code, reason) in refused {
+            warn!(event_id = %items[i].message.event_id, key = %items[i].message.ordering_key.escape_debug(),
+                %code, %reason, "message cannot be sent to SQS");
+            let delivery = settle_refused(
+                parking,
+                clock,
+                deadline,
+                &items[i],
+                code,
+                reason,
+                &mut report,
+            )
+            .await;
+            if let Some(ki) = key_of(i) {
+                if delivery.is_acknowledged() {
+                    keys[ki].next += 1;
+                } else {
+                    keys[ki].stopped = true;
+                }
+            }
+            deliveries[i] = Some(delivery);
         }
         if packed.taken.is_empty() {
             continue;
@@ -203,6 +263,11 @@ where
             items[i].message = message;
         }
         let whole_call_failed = sent.is_err();
+        // SQS refused the request for the content of its messages (not its own health).
+        let refused_request = matches!(
+            &sent,
+            Err(PublishError::Permanent { kind, .. }) if *kind == MESSAGE_REFUSED
+        );
         let results: Vec<SendResult> = match sent {
             Ok(mut results) => {
                 // One result per message is the port's contract; a missing one is unsent.
@@ -219,8 +284,8 @@ where
             Err(e) => {
                 warn!(destination = destination.as_str(), entries, error = %e, "SendMessageBatch failed as a whole");
                 let (retryable, code) = match &e {
-                    ras_domain::ports::PublishError::Transient(_) => (true, "Transient"),
-                    ras_domain::ports::PublishError::Permanent { kind, .. } => (false, *kind),
+                    PublishError::Transient(_) => (true, "Transient"),
+                    PublishError::Permanent { kind, .. } => (false, *kind),
                 };
                 vec![
                     SendResult::Failed {
@@ -246,7 +311,7 @@ where
         // missing queue or denied access makes SQS as unusable as an outage), or when SQS
         // failed every entry on its side. Entries failed for the sender's fault only say
         // nothing about SQS's health.
-        let outcome = if whole_call_failed || (!any_sent && any_retryable) {
+        let outcome = if (whole_call_failed && !refused_request) || (!any_sent && any_retryable) {
             CallOutcome::Failure
         } else {
             CallOutcome::Success
@@ -255,6 +320,16 @@ where
             &mut report,
             breaker.record(permit, outcome, clock.instant()),
         );
+        if refused_request && entries > 1 {
+            // Which message SQS refuses is not said: send each alone, then park that one.
+            warn!(
+                destination = destination.as_str(),
+                entries,
+                "SQS refused a request for a message's content: sending its messages one by one"
+            );
+            solo.extend(packed.taken.iter().copied());
+            continue;
+        }
         for (&i, result) in packed.taken.iter().zip(results) {
             let Some(ki) = key_of(i) else { continue };
             match result {
@@ -263,11 +338,37 @@ where
                     keys[ki].next += 1;
                 }
                 SendResult::Failed {
+                    retryable: false,
+                    code,
+                    message,
+                } if !whole_call_failed || refused_request => {
+                    // SQS refused this entry (or the request of this entry alone) for the
+                    // sender's fault: it will never be accepted.
+                    warn!(event_id = %items[i].message.event_id, key = %items[i].message.ordering_key.escape_debug(),
+                        destination = destination.as_str(), %code, %message, "SQS refused the message for good");
+                    let delivery = settle_refused(
+                        parking,
+                        clock,
+                        deadline,
+                        &items[i],
+                        &code,
+                        message,
+                        &mut report,
+                    )
+                    .await;
+                    if delivery.is_acknowledged() {
+                        keys[ki].next += 1;
+                    } else {
+                        keys[ki].stopped = true;
+                    }
+                    deliveries[i] = Some(delivery);
+                }
+                SendResult::Failed {
                     retryable,
                     code,
                     message,
                 } => {
-                    warn!(event_id = %items[i].message.event_id, key = %items[i].message.ordering_key,
+                    warn!(event_id = %items[i].message.event_id, key = %items[i].message.ordering_key.escape_debug(),
                         destination = destination.as_str(), retryable, %code, %message, "message not sent; its key stops here");
                     deliveries[i] = Some(Delivery::Failed {
                         retryable,
@@ -297,6 +398,66 @@ where
         }
     }
     report
+}
+
+/// A message SQS refuses for good: park it (when parking is given and the deadline allows),
+/// else leave it failed.
+async fn settle_refused<K: MessageParking, C: Clock>(
+    parking: Option<&K>,
+    clock: &C,
+    deadline: Option<Instant>,
+    item: &Outbound,
+    code: &str,
+    reason: String,
+    report: &mut DispatchReport,
+) -> Delivery {
+    let failed = |message: String| Delivery::Failed {
+        retryable: false,
+        code: code.to_string(),
+        message,
+    };
+    let Some(parking) = parking else {
+        return failed(reason);
+    };
+    if deadline.is_some_and(|d| clock.instant() >= d) {
+        report.parking_failures += 1;
+        return failed(format!(
+            "{reason}; not parked: the invocation deadline is near"
+        ));
+    }
+    let parked = parked_message(item, code, &reason, clock.wall());
+    match parking.park(&parked).await {
+        Ok(()) => {
+            warn!(event_id = %parked.event_id, key = %parked.ordering_key.escape_debug(), destination = %parked.destination,
+                %code, %reason, "message parked (ras-relay-parked); its stream record is acknowledged");
+            Delivery::Parked {
+                code: code.to_string(),
+                reason,
+            }
+        }
+        Err(e) => {
+            report.parking_failures += 1;
+            error!(event_id = %parked.event_id, %code, error = %e, "parking failed: the record stays unsent");
+            failed(format!("{reason}; parking failed: {e}"))
+        }
+    }
+}
+
+/// The parking record of a message SQS refuses.
+pub fn parked_message(item: &Outbound, code: &str, reason: &str, now: Timestamp) -> ParkedMessage {
+    ParkedMessage {
+        event_id: item.message.event_id.clone(),
+        ordering_key: item.message.ordering_key.clone(),
+        position: item.position.clone(),
+        destination: item.destination.as_str().to_string(),
+        topic: item.message.topic.clone(),
+        batch_id: item.commit.batch_id.clone(),
+        created_at: item.commit.created_at.clone(),
+        code: code.to_string(),
+        reason: reason.to_string(),
+        body_bytes: item.message.body.len(),
+        parked_at: now,
+    }
 }
 
 fn placeholder() -> OutgoingMessage {

@@ -8,17 +8,34 @@ use crate::stream::{decode_event, lowest_unsent, response, EntryKind};
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use ras_aws::telemetry::{MetricSet, Unit};
-use ras_domain::ports::MessagePublisher;
+use ras_domain::ports::{MessageParking, MessagePublisher, ParkedMessage, PublishError};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{error, info, warn};
 
-/// The relay: a publisher, the sandbox-wide circuit breaker, a clock. Build it once per
-/// sandbox; it holds no messages between invocations.
-pub struct Relay<P, C> {
+/// The relay: a publisher, the sandbox-wide circuit breaker, a clock, and where to park what
+/// SQS refuses for good ([`Relay::with_parking`]; without it such messages stay unsent, as
+/// for `ras-ops republish`). Build it once per sandbox; it holds no messages between
+/// invocations.
+pub struct Relay<P, C, K = NoParking> {
     publisher: P,
     breaker: Arc<CircuitBreaker>,
     clock: C,
+    parking: Option<K>,
+}
+
+/// The parking type of a relay that parks nothing (never called: the relay's parking is
+/// `None`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoParking;
+
+impl MessageParking for NoParking {
+    async fn park(&self, _parked: &ParkedMessage) -> Result<(), PublishError> {
+        Err(PublishError::Permanent {
+            kind: "parking_disabled",
+            message: "no parking queue".into(),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +59,11 @@ pub struct RelayOutcome {
     pub poison: usize,
     /// Event ids acknowledged by SQS, in send order.
     pub published: Vec<String>,
-    /// Messages SQS failed (per entry or with the whole request).
+    /// Messages SQS refuses for good, recorded in the parking queue (acknowledged).
+    pub parked: usize,
+    /// Messages SQS refuses for good that could not be parked (unsent).
+    pub parking_failures: u32,
+    /// Messages SQS failed (per entry or with the whole request), parking failures included.
     pub failed: usize,
     /// Messages not attempted (key stopped, breaker open, deadline).
     pub held: usize,
@@ -60,6 +81,8 @@ impl RelayOutcome {
         m.count("RecordsReceived", self.records as u64)
             .count("MessagesPublished", self.published.len() as u64)
             .count("MessagesFailed", self.failed as u64)
+            .count("MessagesParked", self.parked as u64)
+            .count("ParkingFailures", u64::from(self.parking_failures))
             .count("MessagesHeld", self.held as u64)
             .count("PoisonRecords", self.poison as u64)
             .count("SqsRequests", u64::from(self.sqs_requests))
@@ -81,21 +104,40 @@ impl RelayOutcome {
     }
 }
 
-impl<P: MessagePublisher, C: Clock> Relay<P, C> {
+impl<P: MessagePublisher, C: Clock> Relay<P, C, NoParking> {
+    /// A relay that parks nothing: see [`Relay::with_parking`].
     pub fn new(publisher: P, breaker: Arc<CircuitBreaker>, clock: C) -> Self {
         Relay {
             publisher,
             breaker,
             clock,
+            parking: None,
         }
     }
 
+    /// Park messages SQS refuses for good in `parking` and acknowledge them, so that one such
+    /// message does not hold its shard (`docs/relay.md`, "Parking").
+    pub fn with_parking<K: MessageParking>(self, parking: K) -> Relay<P, C, K> {
+        Relay {
+            publisher: self.publisher,
+            breaker: self.breaker,
+            clock: self.clock,
+            parking: Some(parking),
+        }
+    }
+}
+
+impl<P: MessagePublisher, C: Clock, K: MessageParking> Relay<P, C, K> {
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
     }
 
     pub fn publisher(&self) -> &P {
         &self.publisher
+    }
+
+    pub fn parking(&self) -> Option<&K> {
+        self.parking.as_ref()
     }
 
     /// Relay one stream event. `deadline`: no SQS request starts after it (the remaining
@@ -139,6 +181,7 @@ impl<P: MessagePublisher, C: Clock> Relay<P, C> {
 
         let report = dispatch(
             &self.publisher,
+            self.parking.as_ref(),
             &self.breaker,
             &self.clock,
             &mut outbound,
@@ -149,7 +192,7 @@ impl<P: MessagePublisher, C: Clock> Relay<P, C> {
         let now = self.clock.wall();
         let mut published = Vec::new();
         let mut latencies_ms = Vec::new();
-        let (mut failed, mut held, mut deadline_held) = (0, 0, 0);
+        let (mut failed, mut held, mut deadline_held, mut parked) = (0, 0, 0, 0);
         for ((delivery, item), at) in report.deliveries.iter().zip(&outbound).zip(outbound_at) {
             match delivery {
                 Delivery::Sent => {
@@ -158,6 +201,10 @@ impl<P: MessagePublisher, C: Clock> Relay<P, C> {
                         latencies_ms
                             .push((now.unix_micros() - created.unix_micros()).max(0) as f64 / 1e3);
                     }
+                    continue;
+                }
+                Delivery::Parked { .. } => {
+                    parked += 1;
                     continue;
                 }
                 Delivery::Failed { .. } => failed += 1,
@@ -192,6 +239,8 @@ impl<P: MessagePublisher, C: Clock> Relay<P, C> {
             ignored,
             poison,
             published,
+            parked,
+            parking_failures: report.parking_failures,
             failed,
             held,
             breaker_rejected: report.breaker_rejected,
@@ -203,6 +252,8 @@ impl<P: MessagePublisher, C: Clock> Relay<P, C> {
             records = outcome.records,
             published = outcome.published.len(),
             failed = outcome.failed,
+            parked = outcome.parked,
+            parking_failures = outcome.parking_failures,
             held = outcome.held,
             poison = outcome.poison,
             ignored = outcome.ignored,

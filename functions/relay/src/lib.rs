@@ -22,4 +22,4 @@ pub mod stream;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
-pub use handler::{Relay, RelayError, RelayOutcome};
+pub use handler::{NoParking, Relay, RelayError, RelayOutcome};

@@ -4,6 +4,7 @@ use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use ras_aws::parking::SqsParking;
 use ras_aws::sqs_publisher::SqsPublisher;
 use ras_aws::telemetry;
 use relay::breaker::CircuitBreaker;
@@ -31,17 +32,17 @@ async fn main() -> Result<(), Error> {
                 .build(),
         )
         .build();
-    let publisher = SqsPublisher::new(
-        aws_sdk_sqs::Client::from_conf(sqs_config),
-        config.queues.clone(),
-    );
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config);
+    let publisher = SqsPublisher::new(sqs.clone(), config.queues.clone());
+    let parking = SqsParking::new(sqs, config.parked_queue_url.clone());
     // One breaker per sandbox: it outlives invocations, it never holds messages.
     let breaker = Arc::new(CircuitBreaker::new(config.breaker));
-    let relay = Arc::new(Relay::new(publisher, breaker, SystemClock));
+    let relay = Arc::new(Relay::new(publisher, breaker, SystemClock).with_parking(parking));
     let margin = config.sqs_timeout + DEADLINE_SPARE;
     tracing::info!(
         events_queue = %config.queues.events,
         notifications_queue = %config.queues.notifications,
+        parked_queue = %config.parked_queue_url,
         breaker_failures = config.breaker.failure_threshold,
         breaker_open_seconds = config.breaker.open_for.as_secs(),
         "relay initialised"

@@ -120,6 +120,7 @@ pub fn outbound_from_item(item: OutboxItem) -> Result<Outbound, String> {
             created_at: item.created_at,
             version: item.commit_version,
         },
+        position: item.position,
         sequence: item.sequence,
         created_at,
     })

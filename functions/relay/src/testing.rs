@@ -3,7 +3,10 @@
 
 use aws_lambda_events::dynamodb::Event;
 use ras_aws::dynamo::OutboxItem;
-use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, PublishError, SendResult};
+use ras_domain::ports::{
+    Destination, MessageParking, MessagePublisher, OutgoingMessage, ParkedMessage, PublishError,
+    SendResult,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -82,6 +85,9 @@ pub struct Faults {
     pub fail_entries: HashMap<String, usize>,
     /// In these calls, the entry at this index fails.
     pub fail_entry_at: HashMap<usize, usize>,
+    /// Entries with these event ids are refused for the sender's fault (`SenderFault=true`,
+    /// `InvalidParameterValue`): every time, as SQS refuses what it can never accept.
+    pub refuse_entries: HashSet<String>,
 }
 
 /// Wraps a publisher and injects [`Faults`]: whole-call errors and per-entry failures (what
@@ -140,7 +146,7 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
         destination: Destination,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
-        let (whole_call_fails, failing) = {
+        let (whole_call_fails, failing, refused) = {
             let mut st = self.lock();
             st.calls += 1;
             let n = st.calls;
@@ -152,6 +158,10 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
                 || n <= st.faults.fail_first_calls
                 || st.faults.fail_calls.contains(&n);
             let mut failing = vec![false; messages.len()];
+            let refused: Vec<bool> = messages
+                .iter()
+                .map(|m| st.faults.refuse_entries.contains(&m.event_id))
+                .collect();
             if !whole {
                 if let Some(&at) = st.faults.fail_entry_at.get(&n) {
                     if let Some(f) = failing.get_mut(at) {
@@ -167,14 +177,71 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
                     }
                 }
             }
-            (whole, failing)
+            (whole, failing, refused)
         };
         if whole_call_fails {
             return Err(PublishError::Transient(
                 "injected: SendMessageBatch failed (HTTP 503)".into(),
             ));
         }
-        send_failing_entries(&self.inner, destination, messages, &failing).await
+        let not_sent: Vec<bool> = failing
+            .iter()
+            .zip(&refused)
+            .map(|(f, r)| *f || *r)
+            .collect();
+        let mut results =
+            send_failing_entries(&self.inner, destination, messages, &not_sent).await?;
+        for (result, refused) in results.iter_mut().zip(refused) {
+            if refused {
+                *result = SendResult::Failed {
+                    retryable: false,
+                    code: "InvalidParameterValue".into(),
+                    message: "injected: refused for the sender's fault".into(),
+                };
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// A parking queue in memory: remembers what was parked; can be made to fail.
+#[derive(Debug, Default)]
+pub struct InMemoryParking {
+    parked: Mutex<Vec<ParkedMessage>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl InMemoryParking {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every `park` fails (transiently) while set.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn parked(&self) -> Vec<ParkedMessage> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl MessageParking for InMemoryParking {
+    async fn park(&self, parked: &ParkedMessage) -> Result<(), PublishError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PublishError::Transient(
+                "injected: parking queue unavailable".into(),
+            ));
+        }
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(parked.clone());
+        Ok(())
     }
 }
 

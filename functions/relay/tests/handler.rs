@@ -9,7 +9,7 @@ use relay::breaker::{BreakerState, CircuitBreaker};
 use relay::clock::ManualClock;
 use relay::testing::{
     event_from_records, insert_record, retry_from, stream_event, Faults, FaultyPublisher,
-    InMemoryPublisher,
+    InMemoryParking, InMemoryPublisher,
 };
 use relay::Relay;
 use serde_json::json;
@@ -575,4 +575,191 @@ fn sender_faults_do_not_open_the_breaker() {
     assert_eq!(out.failed, 60);
     assert_eq!(out.breaker_state, BreakerState::Closed);
     assert_eq!(out.checkpoint.as_deref(), Some("1"));
+}
+
+// ------------------------------------------------------------------ parking (issue 11)
+
+fn parking_relay<P: ras_domain::ports::MessagePublisher>(
+    publisher: P,
+) -> Relay<P, Arc<ManualClock>, InMemoryParking> {
+    relay(publisher).0.with_parking(InMemoryParking::new())
+}
+
+#[test]
+fn a_message_too_large_for_the_queue_is_parked_and_the_shard_moves_on() {
+    let mut big = ready(1, "b1", 1, 0);
+    big.body = "x".repeat(1024 * 1024 + 1);
+    let after = ready(2, "b1", 2, 0);
+    let other = ready(3, "b2", 1, 0);
+    let relay = parking_relay(InMemoryPublisher::new());
+    let event = stream_event(&[big.clone(), after.clone(), other.clone()], 1);
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    // Acknowledged: nothing handed back, the later message of its key went out.
+    assert_eq!(out.checkpoint, None);
+    assert_eq!((out.parked, out.failed, out.held), (1, 0, 0));
+    let mut published = out.published.clone();
+    published.sort();
+    let mut expected = ids(&[&after, &other]);
+    expected.sort();
+    assert_eq!(published, expected);
+    let parked = relay.parking().unwrap().parked();
+    assert_eq!(parked.len(), 1);
+    let p = &parked[0];
+    assert_eq!(p.event_id, big.event_id.to_string());
+    assert_eq!(p.ordering_key, "b1");
+    assert_eq!(p.position, big.position);
+    assert_eq!(p.destination, "events");
+    assert_eq!(p.code, "InvalidMessage");
+    assert!(
+        p.reason.contains("exceeds the queue maximum"),
+        "{}",
+        p.reason
+    );
+    assert_eq!(p.body_bytes, big.body.len());
+    // Never offered to SQS.
+    assert!(relay
+        .publisher()
+        .received()
+        .iter()
+        .all(|(_, m)| m.event_id != p.event_id));
+    let metrics = out.metrics().to_json();
+    assert_eq!(metrics["MessagesParked"], json!(1.0));
+    assert_eq!(metrics["ParkingFailures"], json!(0.0));
+}
+
+#[test]
+fn an_entry_sqs_refuses_for_the_senders_fault_is_parked() {
+    let items: Vec<OutboxItem> = (0..3).map(|n| ready(n, "b1", 1, n as u32)).collect();
+    let faults = Faults {
+        refuse_entries: HashSet::from([items[0].event_id.to_string()]),
+        ..Faults::default()
+    };
+    let relay = parking_relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    let out = block_on(relay.handle(&stream_event(&items, 10), None)).unwrap();
+    assert_eq!(out.checkpoint, None);
+    assert_eq!(out.parked, 1);
+    // Its key went on: the other two, in order, one per request.
+    assert_eq!(out.published, ids(&[&items[1], &items[2]]));
+    assert_eq!(out.sqs_requests, 3);
+    let parked = relay.parking().unwrap().parked();
+    assert_eq!(parked[0].code, "InvalidParameterValue");
+    assert_eq!(out.breaker_state, BreakerState::Closed);
+}
+
+#[test]
+fn when_parking_fails_the_record_stays_unsent_and_its_key_stops() {
+    let items: Vec<OutboxItem> = (0..3).map(|n| ready(n, "b1", 1, n as u32)).collect();
+    let other = ready(9, "b2", 1, 0);
+    let mut all = items.clone();
+    all.push(other.clone());
+    let faults = Faults {
+        refuse_entries: HashSet::from([items[1].event_id.to_string()]),
+        ..Faults::default()
+    };
+    let relay = parking_relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    relay.parking().unwrap().set_failing(true);
+    let event = stream_event(&all, 100);
+    let out = block_on(relay.handle(&event, None)).unwrap();
+    assert_eq!(out.checkpoint.as_deref(), Some("101"));
+    assert_eq!((out.parked, out.failed, out.held), (0, 1, 1));
+    assert_eq!(out.parking_failures, 1);
+    assert_eq!(out.published, ids(&[&items[0], &other]));
+    assert_eq!(out.metrics().to_json()["ParkingFailures"], json!(1.0));
+    // The retry parks it once the parking queue answers, and the rest follows.
+    relay.parking().unwrap().set_failing(false);
+    let out = block_on(relay.handle(&retry_from(&event, "101"), None)).unwrap();
+    assert_eq!(out.checkpoint, None);
+    assert_eq!(out.parked, 1);
+    assert_eq!(
+        relay.parking().unwrap().parked()[0].event_id,
+        items[1].event_id.to_string()
+    );
+}
+
+#[test]
+fn without_parking_a_refused_message_still_holds_its_key() {
+    // `ras-ops republish` dispatches without parking: a refusal is reported, never skipped.
+    let items: Vec<OutboxItem> = (0..2).map(|n| ready(n, "b1", 1, n as u32)).collect();
+    let faults = Faults {
+        refuse_entries: HashSet::from([items[0].event_id.to_string()]),
+        ..Faults::default()
+    };
+    let (relay, _) = relay(FaultyPublisher::new(InMemoryPublisher::new(), faults));
+    let out = block_on(relay.handle(&stream_event(&items, 1), None)).unwrap();
+    assert_eq!((out.parked, out.failed, out.held), (0, 1, 1));
+    assert_eq!(out.checkpoint.as_deref(), Some("1"));
+}
+
+#[test]
+fn keys_sqs_refuses_as_group_ids_are_relayed_unchanged() {
+    // Ingest accepts ids of up to 255 bytes of any characters; the relay sends them all
+    // (the group id is derived in the SQS adapter; the message keeps the raw key).
+    let keys = [
+        "lärare-Åsa".to_string(),
+        "t".repeat(150),
+        "b".repeat(200),
+        "tab\there".to_string(),
+    ];
+    let items: Vec<OutboxItem> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, k)| note(n as u128, k, "b1", 1, n as u32))
+        .collect();
+    let relay = parking_relay(InMemoryPublisher::new());
+    let out = block_on(relay.handle(&stream_event(&items, 1), None)).unwrap();
+    assert_eq!(
+        (out.published.len(), out.parked, out.checkpoint),
+        (4, 0, None)
+    );
+    let received: Vec<String> = relay
+        .publisher()
+        .received()
+        .into_iter()
+        .map(|(_, m)| m.ordering_key)
+        .collect();
+    assert_eq!(received, keys.to_vec());
+}
+
+/// SQS refusing a whole request for one message's content (moto does so for a body over the
+/// queue's `MaximumMessageSize`): which one is not said.
+struct RefusesRequestsWith(HashSet<String>, InMemoryPublisher);
+
+impl ras_domain::ports::MessagePublisher for RefusesRequestsWith {
+    async fn send_batch(
+        &self,
+        destination: Destination,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<ras_domain::ports::SendResult>, ras_domain::ports::PublishError> {
+        if messages.iter().any(|m| self.0.contains(&m.event_id)) {
+            return Err(ras_domain::ports::PublishError::Permanent {
+                kind: ras_aws::sqs_publisher::MESSAGE_REFUSED,
+                message: "SendMessageBatch: InvalidParameterValue (HTTP 400): Message must be shorter than 1024 bytes".into(),
+            });
+        }
+        self.1.send_batch(destination, messages).await
+    }
+}
+
+#[test]
+fn a_request_refused_for_one_message_is_resent_one_by_one_and_that_one_parked() {
+    let items: Vec<OutboxItem> = (0..4)
+        .map(|n| ready(n, &format!("batch-{n}"), 1, 0))
+        .collect();
+    let refused = items[2].event_id.to_string();
+    let relay = parking_relay(RefusesRequestsWith(
+        HashSet::from([refused.clone()]),
+        InMemoryPublisher::new(),
+    ));
+    let out = block_on(relay.handle(&stream_event(&items, 1), None)).unwrap();
+    assert_eq!(out.checkpoint, None);
+    assert_eq!((out.parked, out.failed, out.held), (1, 0, 0));
+    assert_eq!(out.published.len(), 3);
+    // 1 refused request of 4, then each alone.
+    assert_eq!(out.sqs_requests, 5);
+    assert_eq!(out.breaker_state, BreakerState::Closed);
+    let parked = relay.parking().unwrap().parked();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event_id, refused);
+    assert_eq!(parked[0].code, "message_refused");
+    assert!(parked[0].reason.contains("shorter than 1024"));
 }

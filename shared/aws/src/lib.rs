@@ -3,6 +3,7 @@
 pub mod config;
 pub mod dead_letter;
 pub mod dynamo;
+pub mod parking;
 pub mod runtime;
 pub mod sqs_publisher;
 pub mod telemetry;

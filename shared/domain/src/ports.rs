@@ -171,6 +171,38 @@ pub trait DeadLetterSink: Send + Sync {
     fn send(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
+/// An outbox message SQS refuses for good (a body over the queue's maximum size, characters
+/// SQS does not accept, an entry failed for the sender's fault): the relay records it here and
+/// acknowledges its stream record, so the messages behind it on the shard move on. The outbox
+/// item itself stays in the outbox table (30-day TTL); `ras-ops republish --parked` sends it
+/// again once the cause is fixed. No body: only what identifies and explains the message.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParkedMessage {
+    pub event_id: String,
+    /// The raw ordering key (outbox partition key).
+    pub ordering_key: String,
+    /// Outbox sort key: `created_at#sequence#event_id`.
+    pub position: String,
+    /// `events` or `notifications`.
+    pub destination: String,
+    pub topic: String,
+    pub batch_id: String,
+    pub created_at: String,
+    /// Error code (`InvalidMessage`, `MessageTooLarge`, SQS's code of a failed entry).
+    pub code: String,
+    pub reason: String,
+    /// Body length in bytes.
+    pub body_bytes: usize,
+    pub parked_at: Timestamp,
+}
+
+/// Where the relay parks messages SQS refuses for good (`ras-relay-parked`).
+pub trait MessageParking: Send + Sync {
+    /// `Ok` only when the record is stored: only then may the message be acknowledged.
+    fn park(&self, parked: &ParkedMessage)
+        -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
 /// Which queue a published message goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Destination {

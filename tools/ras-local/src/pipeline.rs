@@ -30,6 +30,7 @@ use ingest::handler::{process_event, Deps, Disposition, HandlerSettings};
 use ras_aws::config::StoreConfig;
 use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
+use ras_aws::parking::{SqsParking, PARKED_QUEUE_URL_ENV};
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
 use ras_domain::contracts::Timestamp;
 use ras_domain::ports::{
@@ -124,6 +125,9 @@ pub struct PipelineConfig {
     pub tables: StoreConfig,
     pub queues: QueueUrls,
     pub ingest_dead_letter_queue: String,
+    /// The relay's parking queue (`RAS_RELAY_PARKED_QUEUE_URL`); `None`: the relay parks
+    /// nothing (a message SQS refuses stays unsent, as without the parking queue).
+    pub parked_queue: Option<String>,
     pub scenario: Scenario,
     pub ingest_batch_size: usize,
     pub relay_batch_size: usize,
@@ -150,6 +154,7 @@ impl PipelineConfig {
             tables,
             queues,
             ingest_dead_letter_queue,
+            parked_queue: None,
             scenario,
             ingest_batch_size: DEFAULT_INGEST_BATCH_SIZE,
             relay_batch_size: DEFAULT_RELAY_BATCH_SIZE,
@@ -176,13 +181,18 @@ impl PipelineConfig {
                     "{INGEST_DLQ_URL_ENV} is not set (source infra/local/env.sh first)"
                 ))
             })?;
-        Ok(Self::new(
+        let mut config = Self::new(
             sdk,
             StoreConfig::from_env(),
             queues,
             dead_letters.trim().to_string(),
             scenario,
-        ))
+        );
+        config.parked_queue = std::env::var(PARKED_QUEUE_URL_ENV)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        Ok(config)
     }
 }
 
@@ -312,6 +322,8 @@ pub struct RelayStage {
     pub published: Vec<String>,
     /// Sequence numbers left unsent after `max_deliveries`.
     pub gave_up: Vec<String>,
+    /// Messages SQS refused for good, parked (and acknowledged) by the relay.
+    pub parked: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -710,15 +722,23 @@ async fn run_relay(
         .into_iter()
         .map(|(shard_id, records)| ShardRecords { shard_id, records })
         .collect();
-    relay_shards(&relay, shards, &stream.stream_arn, &delivery, &mut stage).await?;
+    match &config.parked_queue {
+        Some(url) => {
+            // Parking requests are not counted with the publishing ones.
+            let parking = SqsParking::new(aws_sdk_sqs::Client::new(&config.sdk), url.clone());
+            let relay = relay.with_parking(parking);
+            relay_shards(&relay, shards, &stream.stream_arn, &delivery, &mut stage).await?;
+        }
+        None => relay_shards(&relay, shards, &stream.stream_arn, &delivery, &mut stage).await?,
+    }
     Ok(stage)
 }
 
 /// Stage 2 over any publisher: the `INSERT` records of each shard, in stream events of at most
 /// `batch_size` records, through the relay; a reported checkpoint is re-sent from that
 /// sequence number, up to `max_deliveries` times.
-pub async fn relay_shards<P, C>(
-    relay: &Relay<P, C>,
+pub async fn relay_shards<P, C, K>(
+    relay: &Relay<P, C, K>,
     shards: Vec<ShardRecords>,
     stream_arn: &str,
     delivery: &Delivery,
@@ -727,6 +747,7 @@ pub async fn relay_shards<P, C>(
 where
     P: MessagePublisher,
     C: relay::clock::Clock,
+    K: ras_domain::ports::MessageParking,
 {
     for ShardRecords { shard_id, records } in shards {
         for chunk in records.chunks(delivery.batch_size.max(1)) {
@@ -739,6 +760,7 @@ where
                     .await
                     .map_err(|e| PipelineError::Relay(e.to_string()))?;
                 stage.published.extend(outcome.published.iter().cloned());
+                stage.parked += outcome.parked;
                 stage.invocations.push(RelayInvocation {
                     number: stage.invocations.len() + 1,
                     delivery: attempt,

@@ -168,19 +168,23 @@ pub async fn delete_tables(dynamo: &aws_sdk_dynamodb::Client, tables: &StoreConf
 pub struct PrivateQueues {
     pub queues: QueueUrls,
     pub ingest_dead_letters: String,
+    /// The relay's parking queue.
+    pub relay_parked: String,
 }
 
 impl PrivateQueues {
-    pub fn urls(&self) -> [&str; 3] {
+    pub fn urls(&self) -> [&str; 4] {
         [
             &self.queues.events,
             &self.queues.notifications,
             &self.ingest_dead_letters,
+            &self.relay_parked,
         ]
     }
 }
 
-/// Create the events, notifications and ingest dead-letter queues as `<name>-<suffix>`, with
+/// Create the events, notifications, ingest dead-letter and relay parking queues as
+/// `<name>-<suffix>`, with
 /// the FIFO settings of their definitions (their redrive policies are left out).
 pub async fn create_queues(
     sqs: &aws_sdk_sqs::Client,
@@ -236,6 +240,7 @@ pub async fn create_queues(
             notifications: take(NOTIFICATIONS_QUEUE_URL_ENV)?,
         },
         ingest_dead_letters: take(INGEST_DLQ_URL_ENV)?,
+        relay_parked: take(ras_aws::parking::PARKED_QUEUE_URL_ENV)?,
     })
 }
 

@@ -173,6 +173,13 @@ pub fn render(report: &PipelineReport) -> String {
             relay.gave_up.join(", ")
         );
     }
+    if relay.parked > 0 {
+        let _ = writeln!(
+            out,
+            "  PARKED {} message(s) SQS refuses (ras-relay-parked; docs/operations.md)",
+            relay.parked
+        );
+    }
 
     let _ = writeln!(
         out,

@@ -273,6 +273,7 @@ fn check_report(report: &PipelineReport) {
     let relay = &report.relay;
     assert_eq!(relay.inserts, 14);
     assert!(relay.gave_up.is_empty(), "{:?}", relay.gave_up);
+    assert_eq!(relay.parked, 0, "nothing of the demo is refused by SQS");
     let published: BTreeSet<&String> = relay.published.iter().collect();
     let expected_ids: BTreeSet<String> = expected_events
         .iter()
@@ -469,13 +470,14 @@ async fn the_demo_scenario_end_to_end() {
     let queues = create_queues(&sqs, &suffix)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let config = PipelineConfig::new(
+    let mut config = PipelineConfig::new(
         sdk,
         tables.clone(),
         queues.queues.clone(),
         queues.ingest_dead_letters.clone(),
         Scenario::demo().unwrap(),
     );
+    config.parked_queue = Some(queues.relay_parked.clone());
 
     let report = run_pipeline(&config)
         .await

@@ -3,6 +3,7 @@
 //! ```text
 //! ras-ops republish --event-id <ID> [--event-id <ID>...] [--dry-run]
 //! ras-ops republish --from <TIME> --to <TIME> [--dry-run]
+//! ras-ops republish --parked [--max N] [--queue-url URL] [--dry-run]
 //! ras-ops redrive-dlq [--max N] [--dry-run] [--queue-url URL]
 //! ```
 //!
@@ -13,10 +14,11 @@
 use clap::{Args, Parser, Subcommand};
 use ras_aws::config::{load_sdk_config, StoreConfig};
 use ras_aws::dynamo::DynamoStore;
+use ras_aws::parking::PARKED_QUEUE_URL_ENV;
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
 use ras_domain::contracts::Timestamp;
 use ras_ops::redrive::{redrive, RedriveOptions};
-use ras_ops::republish::{republish, select, Selection};
+use ras_ops::republish::{republish, republish_parked, select, ParkedOptions, Selection};
 use ras_ops::OpsError;
 use std::process::ExitCode;
 use uuid::Uuid;
@@ -44,11 +46,21 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("selection").required(true).args(["event_id", "from"])))]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["event_id", "from", "parked"])))]
 struct RepublishArgs {
     /// Event id of an outbox item (repeatable).
-    #[arg(long = "event-id", value_name = "ID", conflicts_with_all = ["from", "to"])]
+    #[arg(long = "event-id", value_name = "ID", conflicts_with_all = ["from", "to", "parked"])]
     event_id: Vec<Uuid>,
+    /// The messages the relay parked: read the parking queue, re-publish what its records
+    /// name, delete each record whose message went out.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    parked: bool,
+    /// With --parked: handle at most this many parking records (default 100).
+    #[arg(long, conflicts_with_all = ["from", "to", "event_id"], value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max: Option<u32>,
+    /// With --parked: the parking queue (default: $RAS_RELAY_PARKED_QUEUE_URL).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["from", "to", "event_id"])]
+    queue_url: Option<String>,
     /// Start of a `created_at` window (inclusive): `2025-11-27T10:00:00Z`, an offset, or naive UTC.
     #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "to")]
     from: Option<Timestamp>,
@@ -109,6 +121,24 @@ fn tracing_init() {
 async fn run(cli: Cli) -> Result<bool, OpsError> {
     let sdk = load_sdk_config().await;
     match cli.command {
+        Command::Republish(args) if args.parked => {
+            let url = queue_url(args.queue_url, PARKED_QUEUE_URL_ENV)?;
+            let queues = QueueUrls::from_env().map_err(|e| OpsError::Config(e.to_string()))?;
+            let store =
+                DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let publisher = SqsPublisher::new(sqs.clone(), queues);
+            let options = ParkedOptions {
+                max: args
+                    .max
+                    .map_or(ParkedOptions::default().max, |m| m as usize),
+                dry_run: args.dry_run,
+                ..ParkedOptions::default()
+            };
+            let report = republish_parked(&sqs, &url, &store, &publisher, &options).await?;
+            print_json(&report);
+            Ok(report.is_complete())
+        }
         Command::Republish(args) => {
             let selection = match (args.from, args.to) {
                 (Some(from), Some(to)) => Selection::Window { from, to },
@@ -124,16 +154,7 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
             Ok(report.is_complete())
         }
         Command::RedriveDlq(args) => {
-            let url = args
-                .queue_url
-                .or_else(|| std::env::var(INGEST_DLQ_URL_ENV).ok())
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| {
-                    OpsError::Config(format!(
-                        "no queue: pass --queue-url or set {INGEST_DLQ_URL_ENV}"
-                    ))
-                })?;
+            let url = queue_url(args.queue_url, INGEST_DLQ_URL_ENV)?;
             let store =
                 DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
             let options = RedriveOptions {
@@ -146,6 +167,14 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
             Ok(report.is_complete())
         }
     }
+}
+
+/// `--queue-url`, else the environment variable `env`.
+fn queue_url(arg: Option<String>, env: &str) -> Result<String, OpsError> {
+    arg.or_else(|| std::env::var(env).ok())
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| OpsError::Config(format!("no queue: pass --queue-url or set {env}")))
 }
 
 fn print_json<T: serde::Serialize>(report: &T) {
@@ -212,6 +241,31 @@ mod tests {
         ])
         .is_err());
         assert!(Cli::try_parse_from(["ras-ops", "republish", "--event-id", "nope"]).is_err());
+        // The parking queue: alone, with its own options only.
+        let cli = Cli::try_parse_from(["ras-ops", "republish", "--parked", "--max", "5"]).unwrap();
+        let Command::Republish(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.parked && args.max == Some(5) && args.event_id.is_empty());
+        assert!(Cli::try_parse_from([
+            "ras-ops",
+            "republish",
+            "--parked",
+            "--event-id",
+            "6d2e0c8e-4a50-4d6f-9a0e-0f7c1d2b3a41",
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from([
+            "ras-ops",
+            "republish",
+            "--max",
+            "5",
+            "--from",
+            "2025-11-27T10:00:00Z",
+            "--to",
+            "2025-11-27T11:00:00Z"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -45,6 +45,13 @@ fn usage_and_configuration_errors_exit_with_2() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RAS_EVENTS_QUEUE_URL"));
+    let out = ras_ops(
+        &["republish", "--parked"],
+        &offline,
+        &["RAS_RELAY_PARKED_QUEUE_URL"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RAS_RELAY_PARKED_QUEUE_URL"));
     let out = ras_ops(&["--help"], &[], &[]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -162,6 +169,21 @@ async fn republish_and_redrive_from_the_command_line() {
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
+
+    // An empty parking queue: nothing to do.
+    let out = ras_ops(
+        &["republish", "--parked", "--queue-url", &dlq, "--max", "5"],
+        &env,
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["received"], 0);
 
     // An empty dead-letter queue: nothing to do.
     let out = ras_ops(
