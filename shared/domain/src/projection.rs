@@ -320,7 +320,11 @@ pub fn missing_facts(agg: &impl BatchFacts) -> MissingFacts {
 /// The results-ready event is due: the batch is registered (its owner is known) and no fact is
 /// missing ([`missing_facts`]; BOS's pipeline completion among them).
 pub fn results_ready_due(agg: &impl BatchFacts) -> bool {
-    agg.root().registration.is_some() && missing_facts(agg).is_empty()
+    // BOS's report first: until it arrives nothing is due, and the per-essay scan is skipped
+    // (the steady state of every record before a batch completes).
+    agg.root().registration.is_some()
+        && agg.root().pipeline_completion.is_some()
+        && missing_facts(agg).is_empty()
 }
 
 /// The correlation id of the results-ready event and its notification, chosen among the facts
