@@ -27,12 +27,12 @@ TARGET="${RAS_BENCH_TARGET:-${ROOT}/target/release-bench}"
 BIN="${TARGET}/release"
 WORK="$(mktemp -d)"
 trap 'rm -rf "${WORK}"' EXIT
-FUNCTIONS=(hello-lambda ingest relay api)
+FUNCTIONS=(hello-lambda ingest relay api timer)
 
 if [[ -z "${RAS_BENCH_SKIP_BUILD:-}" ]]; then
     echo "== build (release profile, ${TARGET})"
     CARGO_TARGET_DIR="${TARGET}" cargo build --release --locked \
-        -p ingest -p relay -p api -p hello-lambda -p ras-bench
+        -p ingest -p relay -p api -p timer -p hello-lambda -p ras-bench
 fi
 
 echo
@@ -65,6 +65,7 @@ bench_env=(
     RAS_INGEST_DLQ_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-ingest-dlq
     RAS_EVENTS_QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-events.fifo
     RAS_NOTIFICATIONS_QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-notifications.fifo
+    RAS_RELAY_PARKED_QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-relay-parked
     RAS_INTERNAL_API_KEY=local-internal-api-key
     RUST_LOG=info
 )
@@ -117,6 +118,7 @@ invoke --event "${WORK}/events/relay-100.json" "hello-lambda=${BIN}/hello-lambda
 invoke --event "${WORK}/events/ingest-100.json" "ingest=${BIN}/ingest" >>"${WORK}/rss.jsonl"
 invoke --event "${WORK}/events/relay-100.json" "relay=${BIN}/relay" >>"${WORK}/rss.jsonl"
 invoke --event "${WORK}/events/api-status.json" "api=${BIN}/api" >>"${WORK}/rss.jsonl"
+invoke --event events/timer/scheduled.json "timer=${BIN}/timer" >>"${WORK}/rss.jsonl"
 echo
 python3 - "${WORK}/rss.jsonl" <<'EOF'
 import json, sys
@@ -129,6 +131,8 @@ for line in open(sys.argv[1]):
         summary = f'{len(body["batchItemFailures"])} batchItemFailures'
     elif isinstance(body, dict) and "statusCode" in body:
         summary = f'HTTP {body["statusCode"]}'
+    elif isinstance(body, dict) and "overdue" in body:
+        summary = f'{body["overdue"]} overdue'
     else:
         summary = "echo"
     print(f'| {r["function"]} | {r["event_bytes"] / 1000:.0f} KB | '
