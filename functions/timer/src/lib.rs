@@ -6,8 +6,10 @@
 //!   facts since before `now − grace`, then [`ras_domain::service::emit_overdue`] for each (the
 //!   same single transaction as ingest: marker + version-conditioned root + outbox items).
 //! * [`config`] — configuration from the environment.
+//! * [`sdk`] — the DynamoDB client's retry and timeout settings.
 
 pub mod config;
+pub mod sdk;
 
 use ras_aws::telemetry::{MetricSet, Unit};
 use ras_domain::contracts::Timestamp;
