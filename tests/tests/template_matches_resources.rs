@@ -959,14 +959,11 @@ fn roles_reach_only_what_their_function_uses() {
 }
 
 /// ingest: one MSK event source on exactly the six consumed topics (the domain's list), read
-/// from the start, with partial batch responses (which need provisioned pollers on Kafka), an
-/// on-failure destination, and read access to each topic in the role.
+/// from the start, with partial batch responses (which need provisioned pollers on Kafka), and
+/// read access to each topic in the role. Its retry settings: [`ingest_never_skips_a_kafka_record`].
 #[test]
 fn ingest_consumes_the_six_topics() {
-    let spec = load_resources();
     let template = load_template();
-    let resources = spec_resources(&spec, &template);
-    let queues = template_queues(&template);
     let functions = functions_by_binary(&template);
     let (fid, function) = &functions["ingest"];
     let events = events_of(function, fid, "MSK");
@@ -1017,19 +1014,6 @@ fn ingest_consumes_the_six_topics() {
         &what,
     );
     assert!(min >= 1, "{what}: MinimumPollers {min}");
-    if let Some(retries) = e.get("MaximumRetryAttempts") {
-        for n in integer_values(&template, retries, &what) {
-            assert!(
-                (-1..=10_000).contains(&n),
-                "{what}: MaximumRetryAttempts {n} (-1..=10000)"
-            );
-        }
-    }
-    assert!(
-        e.get("MaximumRecordAgeInSeconds").is_none(),
-        "{what}: a maximum record age would skip the retained history that TRIM_HORIZON reads on the first deployment"
-    );
-    on_failure_queue(e, &what, &resources, &queues);
 
     let role_id = get_att_arn_target(&properties(function, fid)["Role"], fid);
     let roles = resources_of_type(&template, "AWS::IAM::Role");
@@ -1043,6 +1027,68 @@ fn ingest_consumes_the_six_topics() {
             "{role_id}: no kafka-cluster access to topic {topic}"
         );
     }
+}
+
+/// ingest never skips a Kafka record (issue 11, item 1): its MSK event source retries a
+/// reported record until it succeeds — `MaximumRetryAttempts` is the literal `-1` (no
+/// parameter can lower it), there is **no** on-failure destination (with one, Lambda caps
+/// "infinite" retries at 10 and then skips the records: AWS Lambda developer guide,
+/// "Configuring error handling controls for Kafka event sources" and "Using a Kafka topic as
+/// an on-failure destination") and no maximum record age (it would skip old records, including
+/// the retained history `TRIM_HORIZON` reads on the first deployment). Permanent failures are
+/// dead-lettered by the function itself; the queue that used to receive Lambda's skip records
+/// is gone, and a stuck partition raises the offset-lag alarm.
+#[test]
+fn ingest_never_skips_a_kafka_record() {
+    let spec = load_resources();
+    let template = load_template();
+    let functions = functions_by_binary(&template);
+    let (fid, function) = &functions["ingest"];
+    let events = events_of(function, fid, "MSK");
+    assert_eq!(events.len(), 1, "{fid}: one MSK event source");
+    let (name, e) = &events[0];
+    let what = format!("{fid}.{name}");
+
+    let retries = e
+        .get("MaximumRetryAttempts")
+        .unwrap_or_else(|| panic!("{what}: MaximumRetryAttempts must be stated (-1)"));
+    assert!(
+        intrinsic(retries).is_none(),
+        "{what}: MaximumRetryAttempts must be the literal -1, not {retries:?} (a parameter could cap the retries and skip records)"
+    );
+    assert_eq!(as_i64(retries, &what), -1, "{what}: MaximumRetryAttempts");
+    assert!(
+        e.get("DestinationConfig").is_none(),
+        "{what}: an on-failure destination caps infinite retries at 10 and skips the records: {:?}",
+        e.get("DestinationConfig")
+    );
+    assert!(
+        e.get("MaximumRecordAgeInSeconds").is_none(),
+        "{what}: a maximum record age would skip records (also the retained history that TRIM_HORIZON reads on the first deployment)"
+    );
+    let parameters = template
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .expect("Parameters");
+    assert!(
+        !parameters.contains_key("IngestMaximumRetryAttempts"),
+        "template: the IngestMaximumRetryAttempts parameter would let a deployment cap the retries"
+    );
+    assert!(
+        !spec.queues.iter().any(|q| q.name == "ras-ingest-failures"),
+        "resources.json: ras-ingest-failures received Lambda's records of skipped Kafka records; nothing is skipped now"
+    );
+    // The alarm that tells operators a partition is stuck.
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    let lag = alarms
+        .get("IngestOffsetLagAlarm")
+        .unwrap_or_else(|| panic!("template: no IngestOffsetLagAlarm"));
+    assert_eq!(
+        properties(lag, "IngestOffsetLagAlarm")
+            .get("MetricName")
+            .and_then(Value::as_str),
+        Some("OffsetLag")
+    );
 }
 
 /// relay: one DynamoDB stream event source on the outbox table's stream, INSERTs only, with

@@ -7,6 +7,7 @@
 //! * [`auth`] — `X-Internal-API-Key` + `X-Service-ID`; [`config`] — the function's settings.
 //! * [`observe`] — correlation ids, JSON access logs, EMF metrics.
 //! * [`openapi`] — the generated OpenAPI document; [`lambda`] — invoking like the runtime does.
+//! * [`sdk`] — the AWS SDK clients' retry and timeout settings.
 
 pub mod assessments;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod list_query;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
+pub mod sdk;
 
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;

@@ -6,12 +6,9 @@
 
 use api::config::LOCAL_ADDR_ENV;
 use api::{router, ApiConfig, ApiState, KeySource, MetricsSink};
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use ras_aws::config::StoreConfig;
 use ras_aws::dynamo::DynamoStore;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::{error, info};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -57,31 +54,15 @@ async fn main() -> Result<(), Error> {
     let config =
         ApiConfig::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
 
-    // API Gateway gives up after 30 s: fail a stuck DynamoDB call well before that.
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(4))
-        .operation_timeout(Duration::from_secs(10))
-        .build();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
+    // API Gateway gives up after 30 s: fail a stuck DynamoDB call well before that. Explicit
+    // SDK retries (standard, 3 attempts within the 10 s operation timeout): the api has no
+    // retry loop of its own (api::sdk).
+    let sdk = api::sdk::load_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
     // The key read blocks the request that finds the cached key expired: an unreachable SSM
     // costs it at most ~2 s, after which the stale key (or a 503) answers (api::auth).
-    let ssm = matches!(config.key_source, KeySource::SsmParameter(_)).then(|| {
-        let ssm_timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_millis(500))
-            .operation_attempt_timeout(Duration::from_secs(1))
-            .operation_timeout(Duration::from_secs(2))
-            .build();
-        aws_sdk_ssm::Client::from_conf(
-            aws_sdk_ssm::config::Builder::from(&sdk)
-                .timeout_config(ssm_timeouts)
-                .build(),
-        )
-    });
+    let ssm =
+        matches!(config.key_source, KeySource::SsmParameter(_)).then(|| api::sdk::ssm_client(&sdk));
     let state = ApiState::new(Arc::new(store), &config, ssm, MetricsSink::Stdout)?;
     let app = router(state);
 

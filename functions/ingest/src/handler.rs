@@ -18,7 +18,7 @@
 
 use crate::kafka::{partitions, InboundRecord, KafkaBatchResponse, PartitionBatch};
 use crate::metrics::{IngestMetrics, TopicStats};
-use crate::retry::{retry, RetryPolicy};
+use crate::retry::{retry, Failure, Limits, RetryPolicy};
 use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::stream::{self, StreamExt};
 use ras_domain::contracts::{ConsumedTopic, Timestamp};
@@ -27,7 +27,6 @@ use ras_domain::ports::{AggregateStore, DeadLetter, DeadLetterSink, PublishError
 use ras_domain::service::{process_record, ConsumedRecord, ProcessError, RecordOutcome};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
@@ -46,9 +45,11 @@ pub struct HandlerSettings {
     pub partition_concurrency: usize,
     /// Retries of a record's processing and of a dead-letter send.
     pub retry: RetryPolicy,
-    /// One processing attempt taking longer than this counts as a transient failure.
+    /// One processing attempt (or dead-letter send) taking longer than this counts as a
+    /// transient failure.
     pub attempt_timeout: Duration,
-    /// No record is started later than this before the invocation deadline.
+    /// Kept free at the end of the invocation (the response, the metrics): no attempt runs
+    /// past `deadline − deadline_reserve`, and no record starts after it.
     pub deadline_reserve: Duration,
 }
 
@@ -69,6 +70,24 @@ pub struct Deps<S, D> {
     pub dead_letters: D,
     pub clock: Clock,
     pub settings: HandlerSettings,
+}
+
+impl HandlerSettings {
+    /// The instant no attempt may run past: the invocation deadline minus the reserve.
+    pub fn stop_at(&self, deadline: Option<Instant>) -> Option<Instant> {
+        deadline.map(|d| {
+            d.checked_sub(self.deadline_reserve)
+                .unwrap_or_else(Instant::now)
+        })
+    }
+
+    /// The limits of one record's attempts (or one dead-letter send's).
+    fn limits(&self, deadline: Option<Instant>) -> Limits {
+        Limits {
+            attempt_timeout: self.attempt_timeout,
+            stop_at: self.stop_at(deadline),
+        }
+    }
 }
 
 impl<S, D> Deps<S, D> {
@@ -210,8 +229,9 @@ where
     handle_until(deps, event, None).await
 }
 
-/// [`handle`] with the invocation's deadline: records are only started while at least
-/// `deadline_reserve` is left, and retries never sleep past it.
+/// [`handle`] with the invocation's deadline: no attempt (processing or dead-letter send)
+/// runs past `deadline − deadline_reserve` — each is limited to the attempt timeout or the
+/// time left before that instant, whichever is shorter — and no record starts after it.
 pub async fn handle_until<S, D>(
     deps: &Deps<S, D>,
     event: KafkaEvent,
@@ -345,9 +365,10 @@ where
         not_started: 0,
     };
     for (index, record) in records.into_iter().enumerate() {
-        let out_of_time = deadline.is_some_and(|d| {
-            d.saturating_duration_since(Instant::now()) <= deps.settings.deadline_reserve
-        });
+        let out_of_time = deps
+            .settings
+            .stop_at(deadline)
+            .is_some_and(|stop| Instant::now() >= stop);
         if out_of_time {
             warn!(
                 partition_key = %report.key, topic = %record.topic, partition = record.partition,
@@ -452,31 +473,6 @@ impl EnvelopeIds {
     }
 }
 
-/// A processing attempt that did not succeed.
-#[derive(Debug)]
-enum AttemptError {
-    Process(ProcessError),
-    TimedOut(Duration),
-}
-
-impl AttemptError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            AttemptError::Process(e) => e.is_retryable(),
-            AttemptError::TimedOut(_) => true,
-        }
-    }
-}
-
-impl fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttemptError::Process(e) => write!(f, "{e}"),
-            AttemptError::TimedOut(limit) => write!(f, "attempt timed out after {limit:?}"),
-        }
-    }
-}
-
 /// Log context of one record.
 struct RecordLog<'a> {
     record: &'a InboundRecord,
@@ -522,25 +518,21 @@ where
         value: &value,
         record_time: record.timestamp.unwrap_or(now),
     };
-    let attempt_timeout = deps.settings.attempt_timeout;
     let batch_lock = log.ids.batch_id(&record.topic).map(|id| locks.of(id));
+    // Each attempt (waiting for the batch's turn included) is limited to the attempt timeout
+    // and never runs past the deadline minus the reserve.
     let outcome = retry(
         &deps.settings.retry,
-        deadline,
+        deps.settings.limits(deadline),
         || async {
             // Per attempt, so other partitions' records of the batch go between retries.
             let _turn = match &batch_lock {
                 Some(lock) => Some(lock.lock().await),
                 None => None,
             };
-            match tokio::time::timeout(attempt_timeout, process_record(&deps.store, consumed, now))
-                .await
-            {
-                Ok(result) => result.map_err(AttemptError::Process),
-                Err(_) => Err(AttemptError::TimedOut(attempt_timeout)),
-            }
+            process_record(&deps.store, consumed, now).await
         },
-        AttemptError::is_retryable,
+        ProcessError::is_retryable,
         |retry, err, delay| {
             warn!(
                 topic = %record.topic, partition = record.partition, offset = record.offset,
@@ -591,7 +583,7 @@ where
                 attempts,
             )
         }
-        Err(err) if err.is_retryable() => {
+        Err(err) if err.is_retryable(ProcessError::is_retryable) => {
             error!(
                 topic = %record.topic, partition = record.partition, offset = record.offset,
                 event_id = log.ids.event_id(), correlation_id = log.ids.correlation_id(),
@@ -607,11 +599,12 @@ where
         }
         Err(err) => {
             let (kind, event_key) = match &err {
-                AttemptError::Process(ProcessError::PayloadConflict { event_key, .. }) => {
+                Failure::Error(ProcessError::PayloadConflict { event_key, .. }) => {
                     ("payload_conflict", Some(event_key.clone()))
                 }
-                AttemptError::Process(e) => (e.kind(), log.ids.event_key(&record.topic, &value)),
-                AttemptError::TimedOut(_) => ("timeout", None),
+                Failure::Error(e) => (e.kind(), log.ids.event_key(&record.topic, &value)),
+                // Timeouts are transient (handled above); listed for completeness.
+                Failure::TimedOut(_) | Failure::NoTimeLeft => ("timeout", None),
             };
             let (disposition, dl_attempts) =
                 dead_letter(deps, &log, event_key, kind, err.to_string(), now, deadline).await;
@@ -649,7 +642,7 @@ where
     };
     let sent = retry(
         &deps.settings.retry,
-        deadline,
+        deps.settings.limits(deadline),
         || deps.dead_letters.send(&letter),
         PublishError::is_retryable,
         |retry, err, delay| {

@@ -6,12 +6,14 @@
 //! * [`retry`] — jittered exponential backoff.
 //! * [`metrics`] — per-topic CloudWatch EMF metrics.
 //! * [`config`] — configuration from the environment.
+//! * [`sdk`] — the AWS SDK clients' retry and timeout settings (one HTTP attempt per call).
 
 pub mod config;
 pub mod handler;
 pub mod kafka;
 pub mod metrics;
 pub mod retry;
+pub mod sdk;
 
 pub use handler::{handle, handle_until, process_event, Deps, HandlerSettings};
 pub use kafka::KafkaBatchResponse;

@@ -1,8 +1,6 @@
 //! Lambda bootstrap of the ingest function: configuration, AWS clients and the runtime loop.
 //! The work is done by [`ingest::handle_until`].
 
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use ingest::config::IngestConfig;
 use ingest::kafka::parse_event;
 use ingest::{handle_until, Deps, KafkaBatchResponse};
@@ -10,7 +8,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,15 +20,9 @@ async fn main() -> Result<(), Error> {
             return Err(format!("ingest: invalid configuration: {err}").into());
         }
     };
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .load()
-        .await;
+    // Explicit SDK retries: none (one HTTP attempt per call); the handler's loop owns
+    // transient failures (ingest::sdk, docs/ingest.md "Retries").
+    let sdk = ingest::sdk::load_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.store.clone());
     let dead_letters = SqsDeadLetterQueue::new(
         aws_sdk_sqs::Client::new(&sdk),

@@ -1,6 +1,11 @@
 //! Retries with jittered exponential backoff, bounded by a number of attempts, a total time
-//! budget per operation and the invocation's deadline.
+//! budget per operation and the invocation's deadline; every attempt is limited in time and
+//! none runs past the deadline minus its reserve.
+//!
+//! This loop is the only owner of transient AWS failures in ingest: the functions' SDK clients
+//! make one HTTP attempt per call (`crate::sdk`), so nothing retries underneath it.
 
+use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -46,10 +51,70 @@ impl RetryPolicy {
     }
 }
 
+/// Why a [`retry`] ended without a value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure<E> {
+    /// The last attempt failed with this error.
+    Error(E),
+    /// The last attempt did not finish within its time limit (the attempt timeout, or less
+    /// when the stop instant was nearer).
+    TimedOut(Duration),
+    /// No attempt was started: the stop instant had passed.
+    NoTimeLeft,
+}
+
+impl<E> Failure<E> {
+    /// Timeouts and "no time left" are transient; errors as `is_retryable` says.
+    pub fn is_retryable(&self, is_retryable: impl Fn(&E) -> bool) -> bool {
+        match self {
+            Failure::Error(e) => is_retryable(e),
+            Failure::TimedOut(_) | Failure::NoTimeLeft => true,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Error(e) => write!(f, "{e}"),
+            Failure::TimedOut(limit) => write!(f, "attempt timed out after {limit:?}"),
+            Failure::NoTimeLeft => {
+                write!(
+                    f,
+                    "not attempted: the invocation deadline (minus its reserve) has passed"
+                )
+            }
+        }
+    }
+}
+
+/// The time limits of the attempts of one [`retry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// One attempt taking longer than this is cut and counts as a transient failure.
+    pub attempt_timeout: Duration,
+    /// No attempt runs past this instant (the invocation deadline minus its reserve): an
+    /// attempt gets `min(attempt_timeout, stop_at − now)`, and none starts once it has passed.
+    pub stop_at: Option<Instant>,
+}
+
+impl Limits {
+    /// The time limit of an attempt starting at `now`, `None` when none may start.
+    pub fn attempt_limit(&self, now: Instant) -> Option<Duration> {
+        match self.stop_at {
+            None => Some(self.attempt_timeout),
+            Some(stop_at) => {
+                let left = stop_at.saturating_duration_since(now);
+                (!left.is_zero()).then(|| self.attempt_timeout.min(left))
+            }
+        }
+    }
+}
+
 /// The result of an operation run under a [`RetryPolicy`], with the number of attempts made.
 #[derive(Debug)]
 pub struct Retried<T, E> {
-    pub result: Result<T, E>,
+    pub result: Result<T, Failure<E>>,
     pub attempts: u32,
 }
 
@@ -61,14 +126,15 @@ impl<T, E> Retried<T, E> {
 }
 
 /// Run `op` until it succeeds, fails with an error `is_retryable` rejects, or the policy (or
-/// `deadline`) allows no further attempt. `on_retry(retry, &error, backoff)` is called before
-/// each backoff sleep.
+/// `limits.stop_at`) allows no further attempt. Each attempt is limited to
+/// [`Limits::attempt_limit`]: it never runs past `stop_at`. `on_retry(retry, &failure,
+/// backoff)` is called before each backoff sleep.
 pub async fn retry<T, E, Op, Fut>(
     policy: &RetryPolicy,
-    deadline: Option<Instant>,
+    limits: Limits,
     mut op: Op,
     is_retryable: impl Fn(&E) -> bool,
-    mut on_retry: impl FnMut(u32, &E, Duration),
+    mut on_retry: impl FnMut(u32, &Failure<E>, Duration),
 ) -> Retried<T, E>
 where
     Op: FnMut() -> Fut,
@@ -78,33 +144,41 @@ where
     let max_attempts = policy.max_attempts.max(1);
     let mut attempts = 0;
     loop {
+        let Some(limit) = limits.attempt_limit(Instant::now()) else {
+            // Only reachable before the first attempt: later ones are checked before sleeping.
+            return Retried {
+                result: Err(Failure::NoTimeLeft),
+                attempts,
+            };
+        };
         attempts += 1;
-        let error = match op().await {
-            Ok(value) => {
+        let failure = match tokio::time::timeout(limit, op()).await {
+            Ok(Ok(value)) => {
                 return Retried {
                     result: Ok(value),
                     attempts,
                 }
             }
-            Err(error) => error,
+            Ok(Err(error)) => Failure::Error(error),
+            Err(_) => Failure::TimedOut(limit),
         };
-        if attempts >= max_attempts || !is_retryable(&error) {
+        if attempts >= max_attempts || !failure.is_retryable(&is_retryable) {
             return Retried {
-                result: Err(error),
+                result: Err(failure),
                 attempts,
             };
         }
         let delay = policy.backoff(attempts);
         let resume = Instant::now() + delay;
         let over_budget = resume.duration_since(started) > policy.budget;
-        let past_deadline = deadline.is_some_and(|d| resume >= d);
-        if over_budget || past_deadline {
+        let past_stop = limits.stop_at.is_some_and(|stop| resume >= stop);
+        if over_budget || past_stop {
             return Retried {
-                result: Err(error),
+                result: Err(failure),
                 attempts,
             };
         }
-        on_retry(attempts, &error, delay);
+        on_retry(attempts, &failure, delay);
         tokio::time::sleep(delay).await;
     }
 }
@@ -113,6 +187,11 @@ where
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    const UNLIMITED: Limits = Limits {
+        attempt_timeout: Duration::from_secs(60),
+        stop_at: None,
+    };
 
     fn policy(max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
@@ -145,7 +224,7 @@ mod tests {
         let mut seen = Vec::new();
         let out = retry(
             &policy(5),
-            None,
+            UNLIMITED,
             || {
                 calls.set(calls.get() + 1);
                 let n = calls.get();
@@ -171,22 +250,22 @@ mod tests {
     async fn stops_after_max_attempts_and_on_permanent_errors() {
         let out: Retried<(), &str> = retry(
             &policy(4),
-            None,
+            UNLIMITED,
             || async { Err("busy") },
             |_| true,
             |_, _, _| {},
         )
         .await;
-        assert_eq!((out.result, out.attempts), (Err("busy"), 4));
+        assert_eq!((out.result, out.attempts), (Err(Failure::Error("busy")), 4));
         let out: Retried<(), &str> = retry(
             &policy(4),
-            None,
+            UNLIMITED,
             || async { Err("bad") },
             |_| false,
             |_, _, _| {},
         )
         .await;
-        assert_eq!((out.result, out.attempts), (Err("bad"), 1));
+        assert_eq!((out.result, out.attempts), (Err(Failure::Error("bad")), 1));
     }
 
     #[tokio::test]
@@ -196,20 +275,125 @@ mod tests {
         p.max_delay = Duration::from_millis(20);
         p.budget = Duration::from_millis(50);
         let started = Instant::now();
-        let out: Retried<(), &str> =
-            retry(&p, None, || async { Err("busy") }, |_| true, |_, _, _| {}).await;
+        let out: Retried<(), &str> = retry(
+            &p,
+            UNLIMITED,
+            || async { Err("busy") },
+            |_| true,
+            |_, _, _| {},
+        )
+        .await;
         assert!(out.attempts >= 2 && out.attempts <= 6, "{}", out.attempts);
         assert!(started.elapsed() < Duration::from_secs(1));
 
         let deadline = Instant::now() + Duration::from_millis(5);
         let out: Retried<(), &str> = retry(
             &policy(100),
-            Some(deadline),
+            Limits {
+                stop_at: Some(deadline),
+                ..UNLIMITED
+            },
             || async { Err("busy") },
             |_| true,
             |_, _, _| {},
         )
         .await;
         assert!(out.attempts < 100);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_cut_at_its_timeout_and_at_the_stop_instant() {
+        // The attempt timeout cuts a hanging attempt; it is retried.
+        let calls = Cell::new(0);
+        let limits = Limits {
+            attempt_timeout: Duration::from_millis(20),
+            stop_at: None,
+        };
+        let out: Retried<(), &str> = retry(
+            &policy(2),
+            limits,
+            || {
+                calls.set(calls.get() + 1);
+                std::future::pending()
+            },
+            |_| false,
+            |_, _, _| {},
+        )
+        .await;
+        assert_eq!(
+            out.result,
+            Err(Failure::TimedOut(Duration::from_millis(20)))
+        );
+        assert_eq!((out.attempts, calls.get()), (2, 2));
+
+        // Nearer than the attempt timeout, the stop instant limits the attempt; no retry after.
+        let started = Instant::now();
+        let stop_at = started + Duration::from_millis(50);
+        let limits = Limits {
+            attempt_timeout: Duration::from_secs(10),
+            stop_at: Some(stop_at),
+        };
+        let out: Retried<(), &str> = retry(
+            &policy(5),
+            limits,
+            std::future::pending,
+            |_| true,
+            |_, _, _| {},
+        )
+        .await;
+        let ended = Instant::now();
+        assert!(
+            matches!(out.result, Err(Failure::TimedOut(limit)) if limit <= Duration::from_millis(50))
+        );
+        assert_eq!(out.attempts, 1);
+        assert!(
+            ended >= stop_at && ended < stop_at + Duration::from_millis(200),
+            "{:?}",
+            ended - started
+        );
+    }
+
+    #[tokio::test]
+    async fn no_attempt_starts_once_the_stop_instant_has_passed() {
+        let calls = Cell::new(0);
+        let limits = Limits {
+            attempt_timeout: Duration::from_secs(10),
+            stop_at: Some(Instant::now()),
+        };
+        let out: Retried<(), &str> = retry(
+            &policy(5),
+            limits,
+            || {
+                calls.set(calls.get() + 1);
+                async { Ok(()) }
+            },
+            |_| true,
+            |_, _, _| {},
+        )
+        .await;
+        assert_eq!(
+            (out.result, out.attempts, calls.get()),
+            (Err(Failure::NoTimeLeft), 0, 0)
+        );
+    }
+
+    #[test]
+    fn the_attempt_limit_is_the_timeout_or_the_time_left() {
+        let now = Instant::now();
+        let limits = Limits {
+            attempt_timeout: Duration::from_secs(10),
+            stop_at: Some(now + Duration::from_millis(3_100)),
+        };
+        assert_eq!(
+            limits.attempt_limit(now),
+            Some(Duration::from_millis(3_100))
+        );
+        assert_eq!(limits.attempt_limit(now + Duration::from_secs(4)), None);
+        let far = Limits {
+            stop_at: Some(now + Duration::from_secs(60)),
+            ..limits
+        };
+        assert_eq!(far.attempt_limit(now), Some(Duration::from_secs(10)));
+        assert_eq!(UNLIMITED.attempt_limit(now), Some(Duration::from_secs(60)));
     }
 }

@@ -6,6 +6,7 @@
 //! * [`breaker`] — the circuit breaker around SQS (state only, never messages).
 //! * [`handler`] — [`handler::Relay`], generic over the [`MessagePublisher`] port and a clock.
 //! * [`config`] — environment, validated at init.
+//! * [`sdk`] — the SQS client's retry settings.
 //!
 //! Design and operations: `docs/relay.md`.
 //!
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod handler;
+pub mod sdk;
 pub mod stream;
 
 #[cfg(any(test, feature = "test-util"))]

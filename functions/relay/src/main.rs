@@ -25,7 +25,10 @@ async fn main() -> Result<(), Error> {
         e
     })?;
     let sdk = ras_aws::config::load_sdk_config().await;
+    // Explicit SDK retries (standard, 3 attempts) inside the operation timeout: the relay has
+    // no request retry loop of its own; Lambda redelivers what is handed back (relay::sdk).
     let sqs_config = aws_sdk_sqs::config::Builder::from(&sdk)
+        .retry_config(relay::sdk::retry_config())
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(config.sqs_timeout)

@@ -6,8 +6,10 @@
 //!   facts since before `now − grace`, then [`ras_domain::service::emit_overdue`] for each (the
 //!   same single transaction as ingest: marker + version-conditioned root + outbox items).
 //! * [`config`] — configuration from the environment.
+//! * [`sdk`] — the DynamoDB client's retry and timeout settings.
 
 pub mod config;
+pub mod sdk;
 
 use ras_aws::telemetry::{MetricSet, Unit};
 use ras_domain::contracts::Timestamp;
@@ -26,7 +28,8 @@ pub struct TimerSettings {
     pub grace_seconds: u64,
     /// Batches handled per run at most (the next run, a minute later, takes the rest).
     pub max_batches: usize,
-    /// No batch is started later than this before the invocation deadline.
+    /// Kept free at the end of the invocation: no batch's emission runs past the deadline
+    /// minus this (it is cut and left for the next run), and none starts after it.
     pub deadline_reserve: Duration,
 }
 
@@ -126,19 +129,38 @@ where
         overdue: overdue.len(),
         ..SweepReport::default()
     };
+    let stop_at = deadline.map(|d| {
+        d.checked_sub(settings.deadline_reserve)
+            .unwrap_or_else(Instant::now)
+    });
     for (index, batch_id) in overdue.iter().enumerate() {
-        let out_of_time = deadline.is_some_and(|d| {
-            d.saturating_duration_since(Instant::now()) <= settings.deadline_reserve
-        });
-        if out_of_time {
-            report.deferred = overdue.len() - index;
-            warn!(
-                deferred = report.deferred,
-                "invocation deadline near: leaving the other overdue batches to the next run"
-            );
-            break;
-        }
-        match emit_overdue(store, batch_id, now, settings.grace_seconds).await {
+        let emission = emit_overdue(store, batch_id, now, settings.grace_seconds);
+        // Limited to the time left before the deadline minus the reserve (its DynamoDB calls
+        // and conflict re-plans together), so the run answers before Lambda's timeout.
+        let result = match stop_at.map(|stop| stop.saturating_duration_since(Instant::now())) {
+            None => emission.await,
+            Some(left) if left.is_zero() => {
+                report.deferred = overdue.len() - index;
+                warn!(
+                    deferred = report.deferred,
+                    "invocation deadline near: leaving the other overdue batches to the next run"
+                );
+                break;
+            }
+            Some(left) => match tokio::time::timeout(left, emission).await {
+                Ok(result) => result,
+                Err(_) => {
+                    report.deferred = overdue.len() - index;
+                    warn!(
+                        batch_id = %batch_id,
+                        deferred = report.deferred,
+                        "invocation deadline near: emission cut, it and the other overdue batches are left to the next run"
+                    );
+                    break;
+                }
+            },
+        };
+        match result {
             Ok(OverdueOutcome::Emitted {
                 batch_id,
                 missing,
@@ -316,5 +338,64 @@ mod tests {
             (report.overdue, report.deferred, report.emitted.len()),
             (1, 1, 0)
         );
+    }
+
+    /// The in-memory store whose batch loads hang (a DynamoDB call that never answers).
+    struct HangingLoads(InMemoryStore);
+
+    impl AggregateStore for HangingLoads {
+        async fn load(
+            &self,
+            batch_id: &str,
+        ) -> Result<ras_domain::model::BatchAggregate, StoreError> {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            self.0.load(batch_id).await
+        }
+
+        async fn commit(
+            &self,
+            marker: &ras_domain::ports::IdempotencyMarker,
+            plan: &ras_domain::plan::Plan,
+        ) -> Result<ras_domain::ports::CommitOutcome, StoreError> {
+            self.0.commit(marker, plan).await
+        }
+    }
+
+    impl AwaitingFactsIndex for HangingLoads {
+        async fn awaiting_since(
+            &self,
+            cutoff: Timestamp,
+            limit: usize,
+        ) -> Result<Vec<String>, StoreError> {
+            self.0.awaiting_since(cutoff, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_emission_near_the_deadline_is_cut_before_deadline_minus_reserve() {
+        let now = Timestamp::parse("2025-11-27T11:00:00Z").unwrap();
+        let store = HangingLoads(store_with_two_waiting_batches(now));
+        let settings = TimerSettings {
+            deadline_reserve: Duration::from_millis(300),
+            ..TimerSettings::default()
+        };
+        // 500 ms left, reserve 300 ms: the emission may start but only has 200 ms (before the
+        // fix it ran as long as its DynamoDB calls, here 30 s, past the deadline).
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(500);
+        let report = sweep(&store, plus(now, 3600), &settings, Some(deadline))
+            .await
+            .unwrap();
+        let done = Instant::now();
+        assert!(
+            done + Duration::from_millis(300) <= deadline + Duration::from_millis(60),
+            "the run answered {:?} after the start; the deadline was at 500 ms (reserve 300 ms)",
+            done - started
+        );
+        assert_eq!(
+            (report.overdue, report.deferred, report.emitted.len()),
+            (1, 1, 0)
+        );
+        assert!(report.failed.is_empty());
     }
 }

@@ -2,13 +2,11 @@
 //! loop. Invoked by an EventBridge Scheduler schedule (`template.yaml`, `TimerFunction`); the
 //! event's content is only logged. The work is done by [`timer::handle_event`].
 
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use ras_aws::dynamo::DynamoStore;
 use ras_domain::contracts::Timestamp;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 use timer::config::TimerConfig;
 
 #[tokio::main]
@@ -21,15 +19,9 @@ async fn main() -> Result<(), Error> {
             return Err(format!("timer: invalid configuration: {err}").into());
         }
     };
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .load()
-        .await;
+    // Explicit SDK retries (standard, 3 attempts): the timer has no retry loop of its own and
+    // the next run retries what failed (timer::sdk).
+    let sdk = timer::sdk::load_config().await;
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         config.store.clone(),
