@@ -832,9 +832,7 @@ where
             );
         }
     }
-    let ingest_timeout = msk.config().function_timeout;
     let mut outbox: EventSource<usize> = EventSource::new(relay_source_config());
-    let relay_timeout = outbox.config().function_timeout;
     let mut streamed = 0usize;
     let mut now = Duration::ZERO;
 
@@ -963,7 +961,7 @@ where
         {
             stats.ingest_invocations += 1;
             stats.pressured += usize::from(pressed);
-            let timed_out = took > ingest_timeout;
+            let timed_out = msk.config().timed_out(took);
             stats.timeouts += usize::from(timed_out);
             let outcomes = if retry || timed_out {
                 // The response is lost, or the function ran out of time: the invocation failed.
@@ -992,7 +990,7 @@ where
             stats.relay_invocations += 1;
             stats.stream_deliveries += batch.len();
             stats.pressured += usize::from(stream_pressured);
-            let timed_out = took > relay_timeout;
+            let timed_out = outbox.config().timed_out(took);
             stats.timeouts += usize::from(timed_out);
             let seq = |r: &SourceRecord<usize>| sequence_number(r.payload);
             let outcome = match outcome {

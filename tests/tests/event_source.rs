@@ -233,6 +233,19 @@ fn records_older_than_the_maximum_age_are_skipped_and_a_stream_trims_after_24_ho
 }
 
 #[test]
+fn an_invocation_past_the_function_timeout_fails_as_a_whole_and_is_retried() {
+    let config = kafka(-1, None);
+    assert!(!config.timed_out(Duration::from_secs(60)));
+    assert!(config.timed_out(Duration::from_millis(60_001)));
+    let mut s = source(config, "t-0", 3);
+    let b = poll(&mut s, "t-0", 3);
+    // Whatever the response said: the function was stopped.
+    s.complete(&b, Outcome::FunctionError);
+    assert_eq!(poll(&mut s, "t-0", 3).start, 0);
+    assert_eq!(s.stats().retries, 1);
+}
+
+#[test]
 fn a_partial_response_is_ignored_without_report_batch_item_failures() {
     let mut s = source(
         EventSourceConfig {

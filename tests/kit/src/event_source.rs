@@ -1,7 +1,8 @@
 //! A simulated Lambda event source mapping (issue 11): Amazon MSK and DynamoDB streams, with
 //! AWS's documented semantics, each rule with its source. The reliability suite drives the real
 //! handlers with it; tests pin the semantics (`tests/tests/event_source.rs`). See
-//! `docs/reliability.md` ("Modelled event-source semantics").
+//! `docs/reliability.md` ("Modelled event-source semantics"). Part of `ras-test-kit`, so that
+//! the tests, the local pipeline and the benches can share it.
 //!
 //! The simulator knows nothing of the handlers: a *lane* is a Kafka partition or a stream shard,
 //! an ordered list of records; [`EventSource::poll`] hands out the next batch of a lane and
@@ -127,6 +128,12 @@ impl EventSourceConfig {
         }
     }
 
+    /// Whether an invocation that took `took` ran past the function's timeout: Lambda stops it
+    /// and the invocation fails as a whole ([`Outcome::FunctionError`]) [TIMEOUT].
+    pub fn timed_out(&self, took: Duration) -> bool {
+        took > self.function_timeout
+    }
+
     /// Whether the destination receives the records themselves or only metadata about them
     /// ([KAFKA_ON_FAILURE], [KAFKA_TOPIC_DESTINATION], [DDB_ERRORS]).
     pub fn destination_gets_records(&self) -> bool {
@@ -236,7 +243,7 @@ fn destination_kind(template: &Value, destination: &Value) -> Result<OnFailure, 
 
 /// The repository's `template.yaml`.
 pub fn template() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
