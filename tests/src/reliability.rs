@@ -6,12 +6,15 @@
 //! * [`Scenario::generate`] — batches (spellcheck-only or full pipelines), duplicates (the same
 //!   record again, or re-published with a new event id), poison records, spread over the
 //!   topics' partitions in a random order.
-//! * [`run`] — the MSK event source (per-partition order, chunks of random size, resumption
-//!   from the reported offset, whole-batch retries and rewinds = redeliveries, two concurrent
-//!   invocations on disjoint partitions) into `ingest::handler::process_event`, and the
-//!   outbox stream (commit order, random chunks, resumption from the reported sequence number,
-//!   whole-batch retries) into `relay::Relay::handle_event`, concurrently. Faults come from a
-//!   [`Chaos`] injector until the scenario's healing round; then the run must drain.
+//! * [`run`] — the MSK event source into `ingest::handler::process_event` and the outbox
+//!   stream into `relay::Relay::handle_event`, concurrently, both simulated with Lambda's
+//!   documented semantics by [`crate::event_source`] (per-partition / per-shard order, batches
+//!   of random size, resumption from the lowest reported offset / sequence number, failed
+//!   invocations — lost responses, function timeouts — retried or bisected, rewinds =
+//!   redeliveries, two concurrent invocations on disjoint partitions), configured as
+//!   `template.yaml` configures them. Faults come from a [`Chaos`] injector until the
+//!   scenario's healing round (storms, deadline pressure and unsendable messages too); then the
+//!   run must drain, and nothing may have been skipped.
 //! * [`check`] — the invariants; every violation is reported.
 //!
 //! Everything runs on one thread in virtual time (`tokio::time::pause`): timeouts cost
