@@ -52,6 +52,56 @@ pub enum Fault {
     LostResponse,
     /// `Publish` only: HTTP 200 with some entries failed (retryably), the others sent.
     PartialFailure,
+    /// Store calls during a throttle storm ([`Chaos::set_storm`]): DynamoDB's
+    /// `ProvisionedThroughputExceededException`, classified as the adapter classifies it.
+    Throttled,
+    /// Store calls during a stretch after a deploy whose IAM changes have not propagated:
+    /// `AccessDeniedException`, classified as the adapter classifies it (not the record's fault).
+    AccessDenied,
+}
+
+impl Fault {
+    /// The store error the DynamoDB adapter reports for a storm fault (its own classification,
+    /// `ras_aws::dynamo::errors::classify`), so the suite follows the adapter.
+    pub fn store_error(self, operation: &str, what: &str) -> StoreError {
+        use ras_aws::dynamo::errors::{classify, ErrorFacts, FailureKind};
+        let (code, status, message) = match self {
+            Fault::AccessDenied => (
+                "AccessDeniedException",
+                400,
+                "injected: not authorized to perform this action (IAM change not propagated yet)",
+            ),
+            Fault::Throttled => (
+                "ProvisionedThroughputExceededException",
+                400,
+                "injected: the level of configured provisioned throughput was exceeded",
+            ),
+            _ => (
+                "InternalServerError",
+                500,
+                "injected: internal server error",
+            ),
+        };
+        let facts = ErrorFacts {
+            failure: FailureKind::Service,
+            code: Some(code),
+            message: Some(message),
+            http_status: Some(status),
+        };
+        match classify(operation, &facts) {
+            StoreError::Transient(m) => StoreError::Transient(format!("{m} ({what})")),
+            other => other,
+        }
+    }
+}
+
+/// Which store calls a storm hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StormCalls {
+    /// `Load` and `Commit` (the first fails, so the second is rarely reached).
+    ReadsAndWrites,
+    /// `Commit` only: write capacity exhausted, or a deploy that lost the write permission.
+    Writes,
 }
 
 /// Probability of each fault per call (what is left up to 1 is success). `lost_response`
@@ -81,6 +131,8 @@ pub struct Chaos {
     rates: FaultRates,
     hang: Duration,
     enabled: AtomicBool,
+    /// A storm in progress: the store calls it hits fail with this fault.
+    storm: Mutex<Option<(Fault, StormCalls)>>,
     injected: Mutex<BTreeMap<(Call, Fault), u32>>,
 }
 
@@ -92,6 +144,7 @@ impl Chaos {
             rates,
             hang,
             enabled: AtomicBool::new(true),
+            storm: Mutex::new(None),
             injected: Mutex::new(BTreeMap::new()),
         }
     }
@@ -113,6 +166,22 @@ impl Chaos {
         self.enabled.load(Ordering::SeqCst)
     }
 
+    /// Start (`Some((Fault::Throttled | Fault::AccessDenied, calls))`) or end (`None`) a storm:
+    /// while it lasts every store call it hits fails with that fault, whatever the rates. A
+    /// storm draws nothing from the random sequence.
+    pub fn set_storm(&self, storm: Option<(Fault, StormCalls)>) {
+        *self.storm.lock().unwrap_or_else(|p| p.into_inner()) = storm;
+    }
+
+    fn note(&self, call: Call, fault: Fault) {
+        *self
+            .injected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry((call, fault))
+            .or_default() += 1;
+    }
+
     fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
         self.rng
             .lock()
@@ -121,6 +190,17 @@ impl Chaos {
 
     /// The fate of one call: `None` = it succeeds.
     pub fn draw(&self, call: Call) -> Option<Fault> {
+        let storm = *self.storm.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((fault, calls)) = storm {
+            let hit = match calls {
+                StormCalls::ReadsAndWrites => matches!(call, Call::Load | Call::Commit),
+                StormCalls::Writes => call == Call::Commit,
+            };
+            if hit {
+                self.note(call, fault);
+                return Some(fault);
+            }
+        }
         if !self.is_enabled() {
             return None;
         }
@@ -150,12 +230,7 @@ impl Chaos {
         .find(|(_, upto)| x < *upto)
         .map(|(fault, _)| fault);
         if let Some(fault) = fault {
-            *self
-                .injected
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .entry((call, fault))
-                .or_default() += 1;
+            self.note(call, fault);
         }
         fault
     }
@@ -330,15 +405,18 @@ impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
             tokio::time::sleep(self.hang_for).await;
         }
         if let Some((fault, chaos)) = self.chaos_fault(Call::Load, batch_id) {
-            if fault == Fault::Timeout {
-                tokio::time::sleep(chaos.hang()).await;
-                return Err(StoreError::Transient(format!(
-                    "injected: Query for batch {batch_id} timed out"
-                )));
-            }
-            return Err(StoreError::Transient(format!(
-                "injected: Query throttled for batch {batch_id}"
-            )));
+            return Err(match fault {
+                Fault::Timeout => {
+                    tokio::time::sleep(chaos.hang()).await;
+                    StoreError::Transient(format!("injected: Query for batch {batch_id} timed out"))
+                }
+                Fault::Throttled | Fault::AccessDenied => {
+                    fault.store_error("Query", &format!("batch {batch_id}"))
+                }
+                _ => {
+                    StoreError::Transient(format!("injected: Query throttled for batch {batch_id}"))
+                }
+            });
         }
         self.inner.load(batch_id).await
     }
@@ -374,6 +452,9 @@ impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
                     StoreError::Transient(format!(
                         "injected: response of TransactWriteItems for {key} lost (outcome was {outcome:?})"
                     ))
+                }
+                Fault::Throttled | Fault::AccessDenied => {
+                    fault.store_error("TransactWriteItems", key)
                 }
                 Fault::Error | Fault::PartialFailure => {
                     StoreError::Transient(format!("injected: TransactWriteItems 500 for {key}"))
@@ -491,7 +572,10 @@ impl<D: DeadLetterSink> DeadLetterSink for FlakyDeadLetters<D> {
             .and_then(|c| Some((c.draw(Call::DeadLetter)?, c)));
         let (delivered, error) = match fault {
             None => (true, None),
-            Some((Fault::Error | Fault::PartialFailure, _)) => (
+            Some((
+                Fault::Error | Fault::PartialFailure | Fault::Throttled | Fault::AccessDenied,
+                _,
+            )) => (
                 false,
                 Some(PublishError::Transient("injected: SendMessage 503".into())),
             ),
@@ -600,9 +684,11 @@ impl<P: MessagePublisher> MessagePublisher for FlakyPublisher<P> {
         let queue = destination.as_str();
         match self.chaos.draw(Call::Publish) {
             None => self.inner.send_batch(destination, messages).await,
-            Some(Fault::Error) => Err(PublishError::Transient(format!(
-                "injected: SendMessageBatch to {queue} failed (HTTP 503)"
-            ))),
+            Some(Fault::Error | Fault::Throttled | Fault::AccessDenied) => {
+                Err(PublishError::Transient(format!(
+                    "injected: SendMessageBatch to {queue} failed (HTTP 503)"
+                )))
+            }
             Some(Fault::Timeout) => {
                 if self.chaos.coin() {
                     self.inner.send_batch(destination, messages).await?;
@@ -624,5 +710,84 @@ impl<P: MessagePublisher> MessagePublisher for FlakyPublisher<P> {
                     .await
             }
         }
+    }
+}
+
+/// Wraps a [`MessagePublisher`]: some messages are unsendable — SQS refuses them for good
+/// (`SendResult::Failed { retryable: false }`, as for an invalid message) on every attempt;
+/// the others go through. Which ones is a pure function of the event id and the seed, so the
+/// checks know. Every refused event id is remembered.
+pub struct RefusingPublisher<P> {
+    inner: P,
+    seed: u64,
+    rate: f64,
+    refused: Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl<P> RefusingPublisher<P> {
+    /// Refuse about `rate` of the messages (0: none).
+    pub fn new(inner: P, seed: u64, rate: f64) -> Self {
+        RefusingPublisher {
+            inner,
+            seed,
+            rate,
+            refused: Mutex::new(Default::default()),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Whether the message with `event_id` is unsendable.
+    pub fn refuses(&self, event_id: &str) -> bool {
+        if self.rate <= 0.0 {
+            return false;
+        }
+        // FNV-1a over the seed and the id: stable across runs and platforms.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.seed.to_le_bytes().iter().chain(event_id.as_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let unit = (h >> 11) as f64 / (1u64 << 53) as f64;
+        unit < self.rate
+    }
+
+    /// The event ids refused so far.
+    pub fn refused(&self) -> std::collections::BTreeSet<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl<P: MessagePublisher> MessagePublisher for RefusingPublisher<P> {
+    async fn send_batch(
+        &self,
+        destination: Destination,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<SendResult>, PublishError> {
+        let refused: Vec<bool> = messages.iter().map(|m| self.refuses(&m.event_id)).collect();
+        if !refused.contains(&true) {
+            return self.inner.send_batch(destination, messages).await;
+        }
+        let mut results =
+            relay::testing::send_failing_entries(&self.inner, destination, messages, &refused)
+                .await?;
+        let mut seen = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        for ((result, refused), m) in results.iter_mut().zip(refused).zip(messages) {
+            if refused {
+                seen.insert(m.event_id.clone());
+                *result = SendResult::Failed {
+                    retryable: false,
+                    code: "InvalidParameterValue".into(),
+                    message: "injected: the message contains characters outside the allowed set"
+                        .into(),
+                };
+            }
+        }
+        Ok(results)
     }
 }

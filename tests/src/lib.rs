@@ -14,5 +14,9 @@ pub mod query_api;
 // Relay and operations tests (issue 4): outbox stream, FIFO test queues, consumer.
 pub mod relay_support;
 
+// Lambda event source mappings (MSK, DynamoDB streams) with AWS's documented semantics
+// (issue 11): the test kit's simulator, shared with the local pipeline and the benches.
+pub use ras_test_kit::event_source;
+
 // Reliability suite (issue 7): seeded faults at every port, simulated event sources, model.
 pub mod reliability;

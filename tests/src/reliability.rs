@@ -6,18 +6,25 @@
 //! * [`Scenario::generate`] — batches (spellcheck-only or full pipelines), duplicates (the same
 //!   record again, or re-published with a new event id), poison records, spread over the
 //!   topics' partitions in a random order.
-//! * [`run`] — the MSK event source (per-partition order, chunks of random size, resumption
-//!   from the reported offset, whole-batch retries and rewinds = redeliveries, two concurrent
-//!   invocations on disjoint partitions) into `ingest::handler::process_event`, and the
-//!   outbox stream (commit order, random chunks, resumption from the reported sequence number,
-//!   whole-batch retries) into `relay::Relay::handle_event`, concurrently. Faults come from a
-//!   [`Chaos`] injector until the scenario's healing round; then the run must drain.
+//! * [`run`] — the MSK event source into `ingest::handler::process_event` and the outbox
+//!   stream into `relay::Relay::handle_event`, concurrently, both simulated with Lambda's
+//!   documented semantics by [`crate::event_source`] (per-partition / per-shard order, batches
+//!   of random size, resumption from the lowest reported offset / sequence number, failed
+//!   invocations — lost responses, function timeouts — retried or bisected, rewinds =
+//!   redeliveries, two concurrent invocations on disjoint partitions), configured as
+//!   `template.yaml` configures them. Faults come from a [`Chaos`] injector until the
+//!   scenario's healing round (storms, deadline pressure and unsendable messages too); then the
+//!   run must drain, and nothing may have been skipped.
 //! * [`check`] — the invariants; every violation is reported.
 //!
 //! Everything runs on one thread in virtual time (`tokio::time::pause`): timeouts cost
 //! nothing and a seed replays the same run.
 
-use crate::faults::{Call, Fault, MemoryDeadLetters};
+use crate::event_source::{
+    deployed_ingest_source_config, deployed_relay_source_config, kafka_outcome, stream_outcome,
+    Batch, EventSource, EventSourceConfig, Outcome, SourceRecord,
+};
+use crate::faults::{Call, Fault, MemoryDeadLetters, RefusingPublisher, StormCalls};
 use crate::faults::{Chaos, FaultRates, FlakyDeadLetters, FlakyPublisher, FlakyStore};
 use crate::ingest_support::fixed_clock;
 use crate::msk::{msk_event, MskRecord, MskValue};
@@ -33,7 +40,7 @@ use ras_domain::model::BatchAggregate;
 use ras_domain::plan::{OutboxMessage, Plan};
 use ras_domain::ports::{
     AggregateStore, CommitOutcome, DeadLetterSink, Destination, IdempotencyMarker,
-    MessagePublisher, StoreError,
+    MessagePublisher, ParkedMessage, StoreError,
 };
 use ras_domain::service::{process_record, ConsumedRecord};
 use ras_domain::testing::batches::published_content;
@@ -41,7 +48,7 @@ use ras_domain::testing::events::{self as ev, at_minute, StudentResult, TestReco
 use ras_domain::testing::InMemoryStore;
 use relay::breaker::CircuitBreaker;
 use relay::clock::ManualClock;
-use relay::testing::{event_from_records, insert_record, InMemoryPublisher};
+use relay::testing::{event_from_records, insert_record, InMemoryParking, InMemoryPublisher};
 use relay::Relay;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -137,6 +144,30 @@ pub struct Knobs {
     pub whole_retry: f64,
     /// Chance per round that a partition rewinds to an earlier, committed offset (rebalance).
     pub rewind: f64,
+    /// A stretch of rounds in which every store call fails (issue 11).
+    pub storm: Option<Storm>,
+    /// Chance that an invocation starts with no time left before its deadline (issue 11).
+    pub deadline_pressure: f64,
+    /// Share of the published messages SQS refuses for good (issue 11).
+    pub unsendable: f64,
+}
+
+/// A storm: from round `from`, for `rounds` rounds, every `AggregateStore` call fails with
+/// `fault` (`Fault::Throttled`: a throttle storm; `Fault::AccessDenied`: a deploy whose IAM
+/// changes have not propagated). Longer than the 10-retry cap Lambda applies to a Kafka source
+/// with infinite retries and an on-failure destination, and than the handler's own attempts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Storm {
+    pub fault: Fault,
+    pub calls: StormCalls,
+    pub from: usize,
+    pub rounds: usize,
+}
+
+impl Storm {
+    pub fn covers(&self, round: usize) -> bool {
+        round >= self.from && round < self.from + self.rounds
+    }
 }
 
 /// What the records are and in which order they are produced.
@@ -309,7 +340,38 @@ impl Scenario {
             max_stream_chunk: rng.random_range(1..=25),
             whole_retry: rng.random_range(0.0..0.2),
             rewind: rng.random_range(0.0..0.1),
+            storm: None,
+            deadline_pressure: 0.0,
+            unsendable: 0.0,
         };
+        // The faults of issue 11 come from a sequence of their own: the scenarios (records,
+        // partitions, poison) stay what they were for every seed.
+        let mut knobs = knobs;
+        let mut extra = StdRng::seed_from_u64(seed ^ 0x1111_5eed_0000_0011);
+        // Half of the seeds have a storm, every kind in any 8 consecutive seeds.
+        let storm = match seed % 8 {
+            0 => Some((Fault::Throttled, StormCalls::ReadsAndWrites)),
+            1 => Some((Fault::AccessDenied, StormCalls::Writes)),
+            2 => Some((Fault::Throttled, StormCalls::Writes)),
+            3 => Some((Fault::AccessDenied, StormCalls::ReadsAndWrites)),
+            _ => None,
+        };
+        knobs.storm = storm.map(|(fault, calls)| Storm {
+            fault,
+            calls,
+            // Early, while the backlog is there (a run drains in a few dozen rounds).
+            from: extra.random_range(0..=5),
+            rounds: extra.random_range(12..=30),
+        });
+        if let Some(storm) = knobs.storm {
+            knobs.heal_after = knobs.heal_after.max(storm.from + storm.rounds);
+        }
+        if extra.random_bool(0.4) {
+            knobs.deadline_pressure = extra.random_range(0.05..0.3);
+        }
+        if extra.random_bool(0.3) {
+            knobs.unsendable = extra.random_range(0.05..0.25);
+        }
         let teachers: Vec<String> = (0..g.rng.random_range(1..=3))
             .map(|t| format!("{}-t{t}", g.prefix))
             .collect();
@@ -626,7 +688,7 @@ impl<S: AggregateStore> AggregateStore for RecordingStore<S> {
 /// Everything a run produced, for the checks. By default over the in-memory ports.
 pub struct Run<S = InMemoryStore, D = MemoryDeadLetters, P = InMemoryPublisher> {
     pub deps: Deps<FlakyStore<RecordingStore<S>>, FlakyDeadLetters<D>>,
-    pub relay: Relay<FlakyPublisher<P>, Arc<ManualClock>>,
+    pub relay: Relay<FlakyPublisher<RefusingPublisher<P>>, Arc<ManualClock>, InMemoryParking>,
     pub chaos: Arc<Chaos>,
     /// Every ingest invocation's report.
     pub reports: Vec<BatchReport>,
@@ -635,6 +697,8 @@ pub struct Run<S = InMemoryStore, D = MemoryDeadLetters, P = InMemoryPublisher> 
     pub stats: Stats,
     /// Problems of the run itself (not drained, a response naming a record not delivered…).
     pub problems: Vec<String>,
+    /// What the event sources skipped (gave up on, or saw expire): must stay empty.
+    pub skipped: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -646,6 +710,14 @@ pub struct Stats {
     pub stream_deliveries: usize,
     pub whole_retries: usize,
     pub rewinds: usize,
+    /// Rounds in a storm.
+    pub storm_rounds: usize,
+    /// Invocations started with no time left.
+    pub pressured: usize,
+    /// Invocations that ran longer than the function's timeout (failed as a whole).
+    pub timeouts: usize,
+    /// Batches the event sources split after a function error.
+    pub bisects: usize,
 }
 
 /// The ports a run wraps with fault injection, and its timing.
@@ -694,6 +766,28 @@ pub async fn run(scenario: &Scenario) -> Run {
     run_with(scenario, Ports::in_memory()).await
 }
 
+/// The ingest's MSK event source in the suite: the template's (batch size, partial batch
+/// responses, function timeout) with truly infinite retries and no on-failure destination —
+/// the configuration i11-retries deploys. The template still combines `MaximumRetryAttempts: -1`
+/// with a destination, which Lambda caps at 10 retries (`tests/tests/event_source.rs` shows a
+/// throttle storm skipping records with it); the suite checks that nothing is ever skipped, so
+/// it would fail with that configuration (the storms here are longer than 10 rounds).
+pub fn ingest_source_config() -> EventSourceConfig {
+    EventSourceConfig {
+        maximum_retry_attempts: -1,
+        on_failure: None,
+        ..deployed_ingest_source_config()
+    }
+}
+
+/// The outbox stream's event source in the suite: the template's, as deployed.
+pub fn relay_source_config() -> EventSourceConfig {
+    deployed_relay_source_config()
+}
+
+/// The shard of the simulated outbox stream.
+const SHARD: &str = "shardId-00000001764237600000-0a1b2c3d";
+
 /// Run a scenario to the end over `ports`, each wrapped with the fault injector.
 pub async fn run_with<S, D, P>(scenario: &Scenario, ports: Ports<S, D, P>) -> Run<S, D, P>
 where
@@ -713,18 +807,38 @@ where
         .with_clock(fixed_clock())
         .with_settings(settings(knobs, ports.attempt_timeout));
     let clock = Arc::new(ManualClock::new());
+    let publisher = RefusingPublisher::new(
+        ports.publisher,
+        scenario.seed ^ 0x0ff1_ce00_0000_0003,
+        knobs.unsendable,
+    );
     let relay = Relay::new(
-        FlakyPublisher::new(ports.publisher, Arc::clone(&chaos)),
+        FlakyPublisher::new(publisher, Arc::clone(&chaos)),
         Arc::new(CircuitBreaker::default()),
         Arc::clone(&clock),
-    );
+    )
+    .with_parking(InMemoryParking::new());
     let mut rng = StdRng::seed_from_u64(scenario.seed ^ 0xe5e5_0000_0000_0002);
-    let mut positions: BTreeMap<&str, usize> = scenario
-        .partitions
-        .keys()
-        .map(|k| (k.as_str(), 0))
-        .collect();
-    let mut stream_position = 0usize;
+
+    // The event sources (`crate::event_source`): Lambda's semantics over the scenario's
+    // partitions and the commit log.
+    let mut msk: EventSource<MskRecord> = EventSource::new(ingest_source_config());
+    for (key, records) in &scenario.partitions {
+        for r in records {
+            msk.append(
+                key,
+                SourceRecord {
+                    id: r.record.offset,
+                    appended_at: Duration::ZERO,
+                    payload: r.record.clone(),
+                },
+            );
+        }
+    }
+    let mut outbox: EventSource<usize> = EventSource::new(relay_source_config());
+    let mut streamed = 0usize;
+    let mut now = Duration::ZERO;
+
     let mut reports = Vec::new();
     let mut deliveries: BTreeMap<RecordId, u32> = BTreeMap::new();
     let mut stats = Stats::default();
@@ -736,148 +850,215 @@ where
         if healed {
             chaos.heal();
         }
-        let pending: Vec<&str> = positions
-            .iter()
-            .filter(|(k, pos)| **pos < scenario.partitions[**k].len())
-            .map(|(k, _)| *k)
-            .collect();
+        let storm = knobs
+            .storm
+            .filter(|s| s.covers(round))
+            .map(|s| (s.fault, s.calls));
+        chaos.set_storm(storm);
+        // The outbox stream: what was committed since the last round, in commit order.
         let stream = deps.store.inner().committed();
-        if pending.is_empty() && stream_position >= stream.len() {
+        for i in streamed..stream.len() {
+            outbox.append(
+                SHARD,
+                SourceRecord {
+                    id: i as i64,
+                    appended_at: now,
+                    payload: i,
+                },
+            );
+        }
+        streamed = stream.len();
+        if msk.is_drained() && outbox.is_drained() {
             drained = true;
             break;
         }
         stats.rounds += 1;
+        if storm.is_some() {
+            stats.storm_rounds += 1;
+        }
 
         // Rebalance: a partition is read again from an earlier, already committed offset.
         if !healed && rng.random_bool(knobs.rewind) {
-            let keys: Vec<&str> = positions.keys().copied().collect();
+            let keys: Vec<&String> = scenario.partitions.keys().collect();
             let key = keys[rng.random_range(0..keys.len())];
-            if let Some(pos) = positions.get_mut(key) {
-                if *pos > 0 {
-                    *pos = rng.random_range(0..*pos);
-                    stats.rewinds += 1;
-                }
+            if let Some((position, _)) = msk.position(key).filter(|(p, _)| *p > 0) {
+                msk.rewind(key, rng.random_range(0..position));
+                stats.rewinds += 1;
             }
         }
 
-        // The MSK event source: some partitions, a chunk of each, in one or two invocations.
-        let mut invocations: Vec<Vec<(&str, Vec<MskRecord>)>> = vec![Vec::new(), Vec::new()];
+        // The MSK event source: some partitions, a batch of each, in one or two invocations.
+        let pending = msk.pending();
+        let mut invocations: Vec<Vec<Batch<MskRecord>>> = vec![Vec::new(), Vec::new()];
         for key in &pending {
             if pending.len() > 1 && rng.random_bool(0.3) {
                 continue; // not in this round's batches
             }
-            let records = &scenario.partitions[*key];
-            let start = positions[key];
-            let end = (start + rng.random_range(1..=knobs.max_chunk)).min(records.len());
-            let chunk: Vec<MskRecord> = records[start..end]
-                .iter()
-                .map(|r| r.record.clone())
-                .collect();
-            for r in &records[start..end] {
-                *deliveries.entry(r.id()).or_default() += 1;
+            let Some(batch) = msk.poll(key, rng.random_range(1..=knobs.max_chunk), now) else {
+                continue;
+            };
+            for r in &batch.records {
+                let r = &r.payload;
+                *deliveries
+                    .entry((r.topic.clone(), r.partition, r.offset))
+                    .or_default() += 1;
             }
-            stats.record_deliveries += chunk.len();
-            invocations[rng.random_range(0..2)].push((*key, chunk));
+            stats.record_deliveries += batch.len();
+            invocations[rng.random_range(0..2)].push(batch);
         }
         invocations.retain(|inv| !inv.is_empty());
         let whole_retry: Vec<bool> = invocations
             .iter()
             .map(|_| !healed && rng.random_bool(knobs.whole_retry))
             .collect();
+        let pressured: Vec<bool> = invocations
+            .iter()
+            .map(|_| !healed && rng.random_bool(knobs.deadline_pressure))
+            .collect();
 
-        // The outbox stream: the next chunk of committed records, in commit order.
-        let stream_chunk = if stream_position < stream.len() {
-            let end =
-                (stream_position + rng.random_range(1..=knobs.max_stream_chunk)).min(stream.len());
-            Some((stream_position, end))
-        } else {
-            None
-        };
+        // The outbox stream: the next batch of committed records, in commit order.
+        let stream_batch = outbox.poll(SHARD, rng.random_range(1..=knobs.max_stream_chunk), now);
         let stream_retry = !healed && rng.random_bool(knobs.whole_retry);
+        let stream_pressured = !healed && rng.random_bool(knobs.deadline_pressure);
 
-        let ingest_runs = futures::future::join_all(invocations.iter().map(|inv| {
-            let records: Vec<MskRecord> = inv.iter().flat_map(|(_, c)| c.clone()).collect();
-            let deps = &deps;
-            async move { ingest::handler::process_event(deps, msk_event(&records), None).await }
-        }));
+        // Deadline pressure: the invocation starts with no time left before its deadline (the
+        // handlers read the deadline on the wall clock, which virtual time does not move: "no
+        // time left" is the pressure that replays exactly).
+        let deadline = |pressed: bool| pressed.then(std::time::Instant::now);
+        let ingest_runs =
+            futures::future::join_all(invocations.iter().zip(&pressured).map(|(inv, pressed)| {
+                let records: Vec<MskRecord> = inv
+                    .iter()
+                    .flat_map(|b| b.records.iter().map(|r| r.payload.clone()))
+                    .collect();
+                let deps = &deps;
+                let deadline = deadline(*pressed);
+                async move {
+                    let started = tokio::time::Instant::now();
+                    let report =
+                        ingest::handler::process_event(deps, msk_event(&records), deadline).await;
+                    (report, started.elapsed())
+                }
+            }));
         let relay_run = async {
-            let (start, end) = stream_chunk?;
-            let records = stream[start..end]
+            let batch = stream_batch.as_ref()?;
+            let records = batch
+                .records
                 .iter()
-                .enumerate()
-                .map(|(i, committed)| insert_record(&committed.item(), &sequence_number(start + i)))
+                .map(|r| insert_record(&stream[r.payload].item(), &sequence_number(r.payload)))
                 .collect();
-            Some(relay.handle_event(event_from_records(records), None).await)
+            let started = tokio::time::Instant::now();
+            let outcome = relay
+                .handle_event(event_from_records(records), deadline(stream_pressured))
+                .await;
+            Some((outcome, started.elapsed()))
         };
         let (ingest_reports, relay_outcome) = futures::future::join(ingest_runs, relay_run).await;
 
         // Lambda's side of the responses.
-        for ((inv, report), retry) in invocations.iter().zip(ingest_reports).zip(whole_retry) {
+        for (((inv, (report, took)), retry), pressed) in invocations
+            .iter()
+            .zip(ingest_reports)
+            .zip(whole_retry)
+            .zip(pressured)
+        {
             stats.ingest_invocations += 1;
-            if retry {
-                stats.whole_retries += 1;
+            stats.pressured += usize::from(pressed);
+            let timed_out = msk.config().timed_out(took);
+            stats.timeouts += usize::from(timed_out);
+            let outcomes = if retry || timed_out {
+                // The response is lost, or the function ran out of time: the invocation failed.
+                stats.whole_retries += usize::from(retry);
+                vec![Outcome::FunctionError; inv.len()]
             } else {
-                let failures: BTreeMap<String, i64> = report
+                let failures = report
                     .response()
                     .batch_item_failures
                     .into_iter()
-                    .map(|f| (f.item_identifier.partition, f.item_identifier.offset))
-                    .collect();
-                for (key, chunk) in inv {
-                    let Some(pos) = positions.get_mut(key) else {
-                        continue;
-                    };
-                    match failures.get(*key) {
-                        None => *pos += chunk.len(),
-                        Some(offset) => match chunk.iter().position(|r| r.offset == *offset) {
-                            Some(i) => *pos += i,
-                            None => problems.push(format!(
-                                "round {round}: ingest reported {key}@{offset}, not in its batch"
-                            )),
-                        },
-                    }
-                }
-                for key in failures.keys() {
-                    if !inv.iter().any(|(k, _)| k == key) {
-                        problems.push(format!(
-                            "round {round}: ingest reported partition {key}, not in its batch"
-                        ));
-                    }
-                }
+                    .map(|f| (f.item_identifier.partition, f.item_identifier.offset));
+                let (outcomes, wrong) = kafka_outcome(&inv.iter().collect::<Vec<_>>(), failures);
+                problems.extend(
+                    wrong
+                        .into_iter()
+                        .map(|w| format!("round {round}: ingest {w}")),
+                );
+                outcomes
+            };
+            for (batch, outcome) in inv.iter().zip(outcomes) {
+                msk.complete(batch, outcome);
             }
             reports.push(report);
         }
-        if let (Some((start, end)), Some(outcome)) = (stream_chunk, relay_outcome) {
+        if let (Some(batch), Some((outcome, took))) = (&stream_batch, relay_outcome) {
             stats.relay_invocations += 1;
-            stats.stream_deliveries += end - start;
-            match outcome {
-                _ if stream_retry => stats.whole_retries += 1,
-                Err(e) => problems.push(format!("round {round}: relay failed the batch: {e}")),
-                Ok(outcome) => match outcome.checkpoint {
-                    None => stream_position = end,
-                    Some(seq) => match (start..end).find(|i| sequence_number(*i) == seq) {
-                        Some(i) => stream_position = i,
-                        None => problems.push(format!(
-                            "round {round}: relay reported {seq}, not in its batch"
-                        )),
-                    },
-                },
-            }
+            stats.stream_deliveries += batch.len();
+            stats.pressured += usize::from(stream_pressured);
+            let timed_out = outbox.config().timed_out(took);
+            stats.timeouts += usize::from(timed_out);
+            let seq = |r: &SourceRecord<usize>| sequence_number(r.payload);
+            let outcome = match outcome {
+                _ if stream_retry || timed_out => {
+                    stats.whole_retries += usize::from(stream_retry);
+                    Outcome::FunctionError
+                }
+                Err(e) => {
+                    problems.push(format!("round {round}: relay failed the batch: {e}"));
+                    Outcome::FunctionError
+                }
+                Ok(outcome) => {
+                    if let Some(checkpoint) = &outcome.checkpoint {
+                        if !batch.records.iter().any(|r| seq(r) == *checkpoint) {
+                            problems.push(format!(
+                                "round {round}: relay reported {checkpoint}, not in its batch"
+                            ));
+                        }
+                    }
+                    stream_outcome(
+                        batch,
+                        seq,
+                        outcome
+                            .response
+                            .batch_item_failures
+                            .into_iter()
+                            .map(|f| f.item_identifier),
+                    )
+                }
+            };
+            outbox.complete(batch, outcome);
         }
         // Time passes between invocations (the breaker half-opens after 30 s).
-        clock.advance(if healed {
+        let step = if healed {
             Duration::from_secs(31)
         } else {
             Duration::from_secs(rng.random_range(0..=40))
-        });
+        };
+        clock.advance(step);
+        now += step;
     }
+    chaos.set_storm(None);
     if !drained {
         problems.push(format!(
-            "not drained after {MAX_ROUNDS} rounds: ingest at {positions:?}, stream at \
-             {stream_position} of {}",
+            "not drained after {MAX_ROUNDS} rounds: ingest partitions {:?}, stream at {:?} of {}",
+            msk.pending()
+                .iter()
+                .map(|k| (k.clone(), msk.position(k)))
+                .collect::<Vec<_>>(),
+            outbox.position(SHARD),
             deps.store.inner().committed_len()
         ));
     }
+    stats.bisects = msk.stats().bisects + outbox.stats().bisects;
+    let skipped = msk
+        .discarded()
+        .iter()
+        .map(|d| format!("ingest event source: {d:?}"))
+        .chain(
+            outbox
+                .discarded()
+                .iter()
+                .map(|d| format!("outbox event source: {d:?}")),
+        )
+        .collect();
     Run {
         deps,
         relay,
@@ -886,6 +1067,7 @@ where
         deliveries,
         stats,
         problems,
+        skipped,
     }
 }
 
@@ -914,6 +1096,12 @@ pub struct Observed {
     pub dispositions: BTreeMap<RecordId, Vec<Disposition>>,
     pub deliveries: BTreeMap<RecordId, u32>,
     pub problems: Vec<String>,
+    /// Messages the relay parked (SQS refused them for good).
+    pub parked: Vec<ParkedMessage>,
+    /// The committed messages SQS refuses for good (unsendable).
+    pub unsendable: BTreeSet<String>,
+    /// What the event sources skipped.
+    pub skipped: Vec<String>,
 }
 
 impl Observed {
@@ -929,7 +1117,7 @@ impl Observed {
                 .collect(),
             Some(store.marker_count()),
             Some(store.outbox().iter().map(|m| m.event_id).collect()),
-            run.relay.publisher().inner().received(),
+            run.relay.publisher().inner().inner().received(),
             run.deps.dead_letters.inner().letters(),
         )
     }
@@ -943,7 +1131,10 @@ impl Observed {
         store_outbox: Option<Vec<Uuid>>,
         delivered: Vec<(Destination, ras_domain::ports::OutgoingMessage)>,
         dead_letters: Vec<ras_domain::ports::DeadLetter>,
-    ) -> Observed {
+    ) -> Observed
+    where
+        P: MessagePublisher,
+    {
         let mut dispositions: BTreeMap<RecordId, Vec<Disposition>> = BTreeMap::new();
         for report in &run.reports {
             for r in report.records() {
@@ -959,11 +1150,21 @@ impl Observed {
                 .entry((l.topic, l.partition, l.offset))
                 .or_default() += 1;
         }
+        let committed = run.deps.store.inner().committed();
+        let refusing = run.relay.publisher().inner();
+        let unsendable = committed
+            .iter()
+            .map(|c| c.message.event_id.to_string())
+            .filter(|id| refusing.refuses(id))
+            .collect();
         Observed {
             aggregates,
             markers,
             dead_letters_lost,
-            committed: run.deps.store.inner().committed(),
+            committed,
+            parked: run.relay.parking().map(|p| p.parked()).unwrap_or_default(),
+            unsendable,
+            skipped: run.skipped.clone(),
             store_outbox,
             delivered,
             dead_letters,
@@ -1040,6 +1241,13 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
         .iter()
         .map(|c| (c.message.event_id.to_string(), &c.message))
         .collect();
+    // 0. The event sources skipped nothing (no record given up on, none expired).
+    v.extend(
+        seen.skipped
+            .iter()
+            .map(|d| format!("the event source skipped records: {d}")),
+    );
+
     let mut delivered_ids: BTreeSet<&str> = BTreeSet::new();
     let mut first_order: BTreeMap<(Destination, &str), Vec<&str>> = BTreeMap::new();
     for (destination, message) in &seen.delivered {
@@ -1050,6 +1258,12 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
             ));
             continue;
         };
+        if seen.unsendable.contains(&message.event_id) {
+            v.push(format!(
+                "delivered {}, which SQS refuses for good",
+                message.event_id
+            ));
+        }
         let expected_destination = Destination::of(original.topic);
         if *destination != expected_destination
             || message.body != original.body
@@ -1069,8 +1283,49 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
                 .push(&message.event_id);
         }
     }
+    // 3b. Unsendable messages are parked (and acknowledged: the stream drained), each with
+    //     its committed identity; nothing else is parked.
+    let by_id: HashMap<String, &Committed> = seen
+        .committed
+        .iter()
+        .map(|c| (c.message.event_id.to_string(), c))
+        .collect();
+    let mut parked_ids: BTreeSet<&str> = BTreeSet::new();
+    for p in &seen.parked {
+        parked_ids.insert(&p.event_id);
+        let Some(c) = by_id.get(&p.event_id) else {
+            v.push(format!("parked {}, which was never committed", p.event_id));
+            continue;
+        };
+        if !seen.unsendable.contains(&p.event_id) {
+            v.push(format!("parked {}, which SQS accepts", p.event_id));
+        }
+        let m = &c.message;
+        if p.ordering_key != m.ordering_key
+            || p.destination != Destination::of(m.topic).as_str()
+            || p.topic != m.topic.name()
+            || p.batch_id != c.batch_id
+            || p.body_bytes != m.body.len()
+            || p.code.is_empty()
+        {
+            v.push(format!(
+                "parked record of {} differs from its outbox item: {p:?}",
+                p.event_id
+            ));
+        }
+    }
     let mut commit_order: BTreeMap<(Destination, &str), Vec<String>> = BTreeMap::new();
     for m in seen.committed.iter().map(|c| &c.message) {
+        let id = m.event_id.to_string();
+        if seen.unsendable.contains(&id) {
+            if !parked_ids.contains(id.as_str()) {
+                v.push(format!(
+                    "unsendable event {id} ({}) never parked",
+                    m.topic.name()
+                ));
+            }
+            continue;
+        }
         if !delivered_ids.contains(m.event_id.to_string().as_str()) {
             v.push(format!(
                 "committed event {} ({}) never delivered",
@@ -1188,7 +1443,8 @@ pub fn summary(scenario: &Scenario, run: &Run, seen: &Observed) -> String {
     let mut line = format!(
         "seed {}: {} batches, {} records ({} poison) in {} partitions; {} rounds, {} ingest \
          invocations ({} record deliveries), {} relay invocations; {} committed messages, {} \
-         deliveries, {} dead letters; {} whole-batch retries, {} rewinds; faults:",
+         deliveries, {} dead letters, {} parked; {} whole-batch retries, {} rewinds, {} bisects, \
+         {} timed-out and {} deadline-pressed invocations, {} storm rounds ({:?}); faults:",
         scenario.seed,
         scenario.batches.len(),
         scenario.records().count(),
@@ -1201,8 +1457,14 @@ pub fn summary(scenario: &Scenario, run: &Run, seen: &Observed) -> String {
         seen.committed.len(),
         seen.delivered.len(),
         seen.dead_letters.len(),
+        seen.parked.len(),
         s.whole_retries,
         s.rewinds,
+        s.bisects,
+        s.timeouts,
+        s.pressured,
+        s.storm_rounds,
+        scenario.knobs.storm.map(|s| (s.fault, s.calls)),
     );
     for ((call, fault), n) in run.chaos.injected() {
         let _ = write!(line, " {call:?}/{fault:?}={n}");
@@ -1216,6 +1478,9 @@ pub struct SeedResult {
     pub summary: String,
     pub injected: BTreeMap<(Call, Fault), u32>,
     pub violations: Vec<String>,
+    pub stats: Stats,
+    /// Messages parked (unsendable).
+    pub parked: usize,
 }
 
 /// Generate, model, run and check one seed. Call it in a paused single-threaded runtime
@@ -1230,6 +1495,8 @@ pub async fn run_seed(seed: u64) -> SeedResult {
                 summary: format!("seed {seed}: bad scenario"),
                 injected: BTreeMap::new(),
                 violations: vec![e],
+                stats: Stats::default(),
+                parked: 0,
             }
         }
     };
@@ -1240,5 +1507,7 @@ pub async fn run_seed(seed: u64) -> SeedResult {
         summary: summary(&scenario, &run, &seen),
         injected: run.chaos.injected(),
         violations: check(&scenario, &model, &seen),
+        stats: run.stats.clone(),
+        parked: seen.parked.len(),
     }
 }

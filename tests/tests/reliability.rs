@@ -58,6 +58,7 @@ fn the_invariants_hold_under_faults_duplicates_and_reordering() {
     };
     let mut failing = Vec::new();
     let mut injected: BTreeMap<(Call, Fault), u32> = BTreeMap::new();
+    let (mut parked, mut pressured, mut storm_rounds, mut bisects) = (0, 0, 0, 0);
     for &seed in &seeds {
         let result = seed_result(seed);
         if replay.is_some() {
@@ -66,6 +67,10 @@ fn the_invariants_hold_under_faults_duplicates_and_reordering() {
         for (k, n) in &result.injected {
             *injected.entry(*k).or_default() += n;
         }
+        parked += result.parked;
+        pressured += result.stats.pressured;
+        storm_rounds += result.stats.storm_rounds;
+        bisects += result.stats.bisects;
         if !result.violations.is_empty() {
             eprintln!(
                 "FAILED {}\n  {}\n  replay: RAS_RELIABILITY_SEED={seed} cargo test -p ras-tests \
@@ -77,7 +82,9 @@ fn the_invariants_hold_under_faults_duplicates_and_reordering() {
         }
     }
     println!(
-        "reliability: {} seeds, {} failed {failing:?}; faults injected: {injected:?}",
+        "reliability: {} seeds, {} failed {failing:?}; faults injected: {injected:?}; \
+         {storm_rounds} storm rounds, {pressured} deadline-pressed invocations, {parked} \
+         messages parked, {bisects} bisects",
         seeds.len(),
         failing.len()
     );
@@ -106,6 +113,20 @@ fn the_invariants_hold_under_faults_duplicates_and_reordering() {
                 }
             }
         }
+        // …and the faults of issue 11: storms at the store, deadline pressure, unsendable
+        // messages, and the stream source bisecting failed batches.
+        for call in [Call::Load, Call::Commit] {
+            for fault in [Fault::Throttled, Fault::AccessDenied] {
+                assert!(
+                    injected.get(&(call, fault)).copied().unwrap_or(0) > 0,
+                    "no {fault:?} storm hit {call:?} over {} seeds",
+                    seeds.len()
+                );
+            }
+        }
+        assert!(pressured > 0, "no deadline pressure");
+        assert!(parked > 0, "no unsendable message parked");
+        assert!(bisects > 0, "no bisected stream batch");
     }
 }
 
@@ -169,9 +190,54 @@ fn the_checks_catch_violations() {
         };
 
         let mut t = seen.clone();
-        let first = t.committed[0].message.event_id.to_string();
+        let first = t
+            .committed
+            .iter()
+            .map(|c| c.message.event_id.to_string())
+            .find(|id| !t.unsendable.contains(id))
+            .expect("a sendable message");
         t.delivered.retain(|(_, m)| m.event_id != first);
         caught("a committed event never delivered", t);
+
+        // Unsendable messages (issue 11): parked, never delivered; nothing else parked.
+        let mut t = seen.clone();
+        t.parked.clear();
+        caught("an unsendable message not parked", t);
+
+        let mut t = seen.clone();
+        let unsendable = t.parked[0].event_id.clone();
+        let mut delivery = t.delivered[0].clone();
+        delivery.1 = seen
+            .committed
+            .iter()
+            .find(|c| c.message.event_id.to_string() == unsendable)
+            .map(|c| ras_domain::ports::OutgoingMessage {
+                event_id: unsendable.clone(),
+                topic: c.message.topic.name().to_string(),
+                event_type: delivery.1.event_type.clone(),
+                correlation_id: c.message.correlation_id.to_string(),
+                ordering_key: c.message.ordering_key.clone(),
+                body: c.message.body.clone(),
+            })
+            .expect("the parked message was committed");
+        t.delivered.push(delivery);
+        caught("an unsendable message delivered", t);
+
+        let mut t = seen.clone();
+        let mut parked = t.parked[0].clone();
+        parked.event_id = first.clone();
+        t.parked.push(parked);
+        caught("a sendable message parked", t);
+
+        let mut t = seen.clone();
+        t.parked[0].batch_id.push('x');
+        caught("a parked record with another batch", t);
+
+        // The event sources (issue 11): nothing skipped.
+        let mut t = seen.clone();
+        t.skipped
+            .push("records 3..5 of a partition given up on".into());
+        caught("an event source that skipped records", t);
 
         let mut t = seen.clone();
         t.delivered[0].1.body.push(' ');
@@ -292,6 +358,7 @@ async fn find_rich_run() -> (Scenario, Model, Observed) {
         let run = run(&scenario).await;
         let seen = Observed::of(&scenario, &run);
         if !seen.dead_letters.is_empty()
+            && !seen.parked.is_empty()
             && seen.committed.len() >= 2
             && first_key_with_two_messages(&seen).is_some()
         {
