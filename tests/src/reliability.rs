@@ -766,18 +766,13 @@ pub async fn run(scenario: &Scenario) -> Run {
     run_with(scenario, Ports::in_memory()).await
 }
 
-/// The ingest's MSK event source in the suite: the template's (batch size, partial batch
-/// responses, function timeout) with truly infinite retries and no on-failure destination —
-/// the configuration i11-retries deploys. The template still combines `MaximumRetryAttempts: -1`
-/// with a destination, which Lambda caps at 10 retries (`tests/tests/event_source.rs` shows a
-/// throttle storm skipping records with it); the suite checks that nothing is ever skipped, so
-/// it would fail with that configuration (the storms here are longer than 10 rounds).
+/// The ingest's MSK event source in the suite: exactly the template's (batch size, partial
+/// batch responses, function timeout, truly infinite retries, no on-failure destination). The
+/// suite checks that nothing is ever skipped; its storms are longer than the 10 retries Lambda
+/// would allow if a destination came back (`tests/tests/event_source.rs` shows that case
+/// skipping records).
 pub fn ingest_source_config() -> EventSourceConfig {
-    EventSourceConfig {
-        maximum_retry_attempts: -1,
-        on_failure: None,
-        ..deployed_ingest_source_config()
-    }
+    deployed_ingest_source_config()
 }
 
 /// The outbox stream's event source in the suite: the template's, as deployed.

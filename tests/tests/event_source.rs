@@ -396,6 +396,16 @@ async fn a_throttle_storm_longer_than_ten_retries_skips_records_with_the_current
     assert!(!applied);
 }
 
+/// The MSK settings `template.yaml` deploys (read from it): the storm skips nothing.
+#[tokio::test(start_paused = true)]
+async fn the_deployed_msk_settings_lose_nothing_in_a_throttle_storm() {
+    let (source, markers, applied, records) =
+        through_a_throttle_storm(deployed_ingest_source_config(), 15).await;
+    assert!(source.discarded().is_empty(), "{:?}", source.discarded());
+    assert_eq!(markers, records);
+    assert!(applied);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_same_storm_loses_nothing_with_infinite_retries_and_no_destination() {
     let fixed = kafka(-1, None);
