@@ -1,4 +1,4 @@
-//! Observability shared by the three functions: JSON logs through `tracing`, and CloudWatch
+//! Observability shared by the functions: JSON logs through `tracing`, and CloudWatch
 //! metrics in the embedded metric format (EMF) — one JSON line on stdout per metric set, which
 //! the Lambda log pipeline turns into metrics without any API call.
 
