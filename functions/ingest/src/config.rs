@@ -4,8 +4,8 @@
 
 use crate::handler::HandlerSettings;
 use crate::retry::RetryPolicy;
-use ras_aws::config::{StoreConfig, OUTBOX_TABLE_ENV, STATE_TABLE_ENV};
-use std::str::FromStr;
+pub use ras_aws::config::ConfigError;
+use ras_aws::config::{Env, StoreConfig};
 use std::time::Duration;
 
 /// URL of the SQS queue receiving dead-lettered records (required).
@@ -28,18 +28,6 @@ pub const DEADLINE_RESERVE_ENV: &str = "RAS_INGEST_DEADLINE_RESERVE_MS";
 /// values are truncated in the dead letter (see `ras_aws::dead_letter`).
 pub const DLQ_MAX_MESSAGE_BYTES_ENV: &str = "RAS_INGEST_DLQ_MAX_MESSAGE_BYTES";
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required but not set")]
-    Missing(&'static str),
-    #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngestConfig {
     pub store: StoreConfig,
@@ -55,27 +43,10 @@ impl IngestConfig {
 
     /// Like [`IngestConfig::from_env`] with an explicit lookup. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
-            None => Ok(default),
-            Some(text) => {
-                let invalid = |reason: String| ConfigError::Invalid {
-                    name,
-                    value: text.clone(),
-                    reason,
-                };
-                let value = u64::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-                if (min..=max).contains(&value) {
-                    Ok(value)
-                } else {
-                    Err(invalid(format!("must be within {min}..={max}")))
-                }
-            }
+        let env = Env::new(lookup);
+        let required = |name: &'static str| env.required(name);
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            env.number(name, default, min, max)
         };
         let millis =
             |name, default, min, max| number(name, default, min, max).map(Duration::from_millis);
@@ -105,7 +76,7 @@ impl IngestConfig {
             });
         }
         Ok(IngestConfig {
-            store: StoreConfig::new(required(STATE_TABLE_ENV)?, required(OUTBOX_TABLE_ENV)?),
+            store: env.store()?,
             dead_letter_queue_url,
             dead_letter_max_message_bytes: number(
                 DLQ_MAX_MESSAGE_BYTES_ENV,

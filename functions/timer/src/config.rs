@@ -2,25 +2,14 @@
 //! function before its first run, with a message naming the variable.
 
 use crate::TimerSettings;
-use ras_aws::config::{StoreConfig, OUTBOX_TABLE_ENV, STATE_TABLE_ENV};
+pub use ras_aws::config::ConfigError;
+use ras_aws::config::{Env, StoreConfig};
 use std::time::Duration;
 
 /// Seconds a batch reported complete waits for missing facts (default 900, 60..=86400).
 pub const GRACE_ENV: &str = "RAS_FACTS_GRACE_SECONDS";
 /// Batches handled per run (default 100, 1..=1000).
 pub const MAX_BATCHES_ENV: &str = "RAS_TIMER_MAX_BATCHES";
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required but not set")]
-    Missing(&'static str),
-    #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimerConfig {
@@ -35,36 +24,13 @@ impl TimerConfig {
 
     /// Like [`TimerConfig::from_env`] with an explicit lookup. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
-            None => Ok(default),
-            Some(text) => {
-                let invalid = |reason: String| ConfigError::Invalid {
-                    name,
-                    value: text.clone(),
-                    reason,
-                };
-                let value: u64 = text
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| invalid(e.to_string()))?;
-                if (min..=max).contains(&value) {
-                    Ok(value)
-                } else {
-                    Err(invalid(format!("must be within {min}..={max}")))
-                }
-            }
-        };
+        let env = Env::new(lookup);
         let defaults = TimerSettings::default();
         Ok(TimerConfig {
-            store: StoreConfig::new(required(STATE_TABLE_ENV)?, required(OUTBOX_TABLE_ENV)?),
+            store: env.store()?,
             settings: TimerSettings {
-                grace_seconds: number(GRACE_ENV, defaults.grace_seconds, 60, 86_400)?,
-                max_batches: number(MAX_BATCHES_ENV, defaults.max_batches as u64, 1, 1_000)?
+                grace_seconds: env.number(GRACE_ENV, defaults.grace_seconds, 60, 86_400)?,
+                max_batches: env.number(MAX_BATCHES_ENV, defaults.max_batches as u64, 1, 1_000)?
                     as usize,
                 deadline_reserve: Duration::from_secs(5),
             },
@@ -75,6 +41,7 @@ impl TimerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ras_aws::config::{OUTBOX_TABLE_ENV, STATE_TABLE_ENV};
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

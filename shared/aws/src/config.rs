@@ -42,6 +42,76 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await
 }
 
+/// A configuration variable that is missing or malformed: the function stops before its first
+/// event, with the variable's name in the message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The environment as the functions read it: values trimmed, blank ones count as unset.
+pub struct Env<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Over an explicit lookup (`|name| std::env::var(name).ok()` in production, a map in tests).
+    pub fn new(lookup: F) -> Self {
+        Env { lookup }
+    }
+
+    pub fn get(&self, name: &'static str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// An unsigned integer within `min..=max`, `default` when unset.
+    pub fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(text) = self.get(name) else {
+            return Ok(default);
+        };
+        let invalid = |reason: String| ConfigError::Invalid {
+            name,
+            value: text.clone(),
+            reason,
+        };
+        let value: u64 = text
+            .parse()
+            .map_err(|e: std::num::ParseIntError| invalid(e.to_string()))?;
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(format!("must be within {min}..={max}")))
+        }
+    }
+
+    /// `RAS_STATE_TABLE` and `RAS_OUTBOX_TABLE`, both required.
+    pub fn store(&self) -> Result<StoreConfig, ConfigError> {
+        Ok(StoreConfig::new(
+            self.required(STATE_TABLE_ENV)?,
+            self.required(OUTBOX_TABLE_ENV)?,
+        ))
+    }
+}
+
 /// The DynamoDB tables the store works on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
