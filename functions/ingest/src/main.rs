@@ -8,7 +8,6 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -40,7 +39,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let deps = Arc::clone(&deps);
         async move {
-            let deadline = instant_of(event.context.deadline());
+            let deadline = ras_aws::runtime::deadline_of(event.context.deadline());
             // Not a Kafka event at all: fail the invocation (Lambda retries it), drop nothing.
             let kafka = parse_event(event.payload)
                 .map_err(|e| Error::from(format!("not an MSK event: {e}")))?;
@@ -48,13 +47,4 @@ async fn main() -> Result<(), Error> {
         }
     }))
     .await
-}
-
-/// The invocation deadline (wall clock) as an `Instant`; `None` when the runtime gave none.
-fn instant_of(deadline: SystemTime) -> Option<Instant> {
-    let ms = deadline
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_millis();
-    ras_aws::runtime::deadline_instant(u64::try_from(ms).ok()?)
 }

@@ -6,7 +6,6 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use ras_aws::dynamo::DynamoStore;
 use ras_domain::contracts::Timestamp;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 use timer::config::TimerConfig;
 
 #[tokio::main]
@@ -36,7 +35,7 @@ async fn main() -> Result<(), Error> {
         let store = Arc::clone(&store);
         let settings = Arc::clone(&settings);
         async move {
-            let deadline = instant_of(event.context.deadline());
+            let deadline = ras_aws::runtime::deadline_of(event.context.deadline());
             let report = timer::handle_event(
                 store.as_ref(),
                 &event.payload,
@@ -63,13 +62,4 @@ async fn main() -> Result<(), Error> {
         }
     }))
     .await
-}
-
-/// The invocation deadline (wall clock) as an `Instant`; `None` when the runtime gave none.
-fn instant_of(deadline: SystemTime) -> Option<Instant> {
-    let ms = deadline
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_millis();
-    ras_aws::runtime::deadline_instant(u64::try_from(ms).ok()?)
 }

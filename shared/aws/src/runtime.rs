@@ -21,6 +21,12 @@ pub fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
+/// [`deadline_instant`] of the deadline `lambda_runtime` hands over (`Context::deadline()`).
+pub fn deadline_of(deadline: SystemTime) -> Option<Instant> {
+    let ms = deadline.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    deadline_instant(u64::try_from(ms).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
