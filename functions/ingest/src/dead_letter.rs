@@ -5,7 +5,7 @@
 use crate::handler::HandlerSettings;
 use crate::kafka::InboundRecord;
 use crate::report::Disposition;
-use crate::retry::retry;
+use crate::retry::{retry, warn_on_retry};
 use ras_domain::contracts::Timestamp;
 use ras_domain::ports::{DeadLetter, DeadLetterSink, PublishError};
 use std::time::Instant;
@@ -49,12 +49,7 @@ pub async fn send<D: DeadLetterSink>(
         settings.limits(deadline),
         || sink.send(&letter),
         PublishError::is_retryable,
-        |retry, err, delay| {
-            warn!(
-                retry, backoff_ms = delay.as_millis() as u64, error = %err,
-                "dead-letter send failed, retrying"
-            );
-        },
+        warn_on_retry("dead-letter send failed, retrying"),
     )
     .await;
     let disposition = match sent.result {

@@ -7,14 +7,14 @@ use crate::dead_letter::{self, Reason};
 use crate::handler::Deps;
 use crate::kafka::{InboundRecord, RecordError};
 use crate::report::{Disposition, RecordReport};
-use crate::retry::{retry, Failure};
+use crate::retry::{retry, warn_on_retry, Failure};
 use ras_domain::contracts::Timestamp;
 use ras_domain::ports::{AggregateStore, DeadLetterSink};
 use ras_domain::service::{process_decoded, DecodedRecord, ProcessError, RecordOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::{error, info, info_span, warn, Span};
+use tracing::{error, info, info_span, Span};
 
 /// A record as delivered, and what decoding it found.
 pub struct Record {
@@ -147,12 +147,7 @@ where
             process_decoded(&deps.store, decoded, record_time, now).await
         },
         ProcessError::is_retryable,
-        |retry, err, delay| {
-            warn!(
-                retry, backoff_ms = delay.as_millis() as u64, error = %err,
-                "transient failure, retrying"
-            );
-        },
+        warn_on_retry("transient failure, retrying"),
     )
     .await;
     let attempts = outcome.attempts;
