@@ -10,6 +10,7 @@ use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
 use ras_domain::contracts::Timestamp;
 use ras_domain::ports::DeadLetter;
+use ras_domain::service::RecordOutcome;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,8 +170,8 @@ pub fn dispositions(report: &BatchReport) -> Vec<(String, i64, String)> {
         .flat_map(|p| {
             p.records.iter().map(move |r| {
                 let kind = match &r.disposition {
-                    Disposition::Applied { .. } => "applied".to_string(),
-                    Disposition::Duplicate { .. } => "duplicate".to_string(),
+                    Disposition::Done(RecordOutcome::Applied { .. }) => "applied".to_string(),
+                    Disposition::Done(RecordOutcome::Duplicate { .. }) => "duplicate".to_string(),
                     Disposition::DeadLettered { error_kind } => {
                         format!("dead_lettered:{error_kind}")
                     }

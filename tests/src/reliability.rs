@@ -42,7 +42,7 @@ use ras_domain::ports::{
     AggregateStore, CommitOutcome, DeadLetterSink, Destination, IdempotencyMarker,
     MessagePublisher, ParkedMessage, StoreError,
 };
-use ras_domain::service::{process_record, ConsumedRecord};
+use ras_domain::service::{process_record, ConsumedRecord, RecordOutcome};
 use ras_domain::testing::batches::published_content;
 use ras_domain::testing::events::{self as ev, at_minute, StudentResult, TestRecord};
 use ras_domain::testing::InMemoryStore;
@@ -1392,13 +1392,13 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
         let mut dead_lettered = 0;
         for d in dispositions {
             match d {
-                Disposition::Applied { event_key, .. } => {
+                Disposition::Done(RecordOutcome::Applied { event_key, .. }) => {
                     *applied.entry(event_key).or_default() += 1;
                     if is_poison {
                         v.push(format!("poison record {id:?} was applied"));
                     }
                 }
-                Disposition::Duplicate { .. } if is_poison => {
+                Disposition::Done(RecordOutcome::Duplicate { .. }) if is_poison => {
                     v.push(format!("poison record {id:?} counted as a duplicate"))
                 }
                 Disposition::DeadLettered { error_kind } => {

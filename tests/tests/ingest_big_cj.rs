@@ -12,6 +12,7 @@ use ras_domain::contracts::decode_record;
 use ras_domain::ids;
 use ras_domain::ports::{AggregateStore, IdempotencyMarker};
 use ras_domain::rules::{self, RecordContext};
+use ras_domain::service::RecordOutcome;
 use ras_domain::testing::events::{self as ev, at_minute, StudentResult, TestRecord};
 use ras_tests::huleedu::Scope;
 use ras_tests::ingest_support::{dispositions, now, IngestEnv};
@@ -114,7 +115,10 @@ async fn commits_once(env: &IngestEnv, scope: &Scope, essays: &[String], cj: &Te
     );
     let outcome = &report.partitions[0].records[0];
     assert!(
-        matches!(outcome.disposition, Disposition::Applied { .. }),
+        matches!(
+            outcome.disposition,
+            Disposition::Done(RecordOutcome::Applied { .. })
+        ),
         "{:?}",
         outcome.disposition
     );
@@ -152,7 +156,7 @@ async fn commits_once(env: &IngestEnv, scope: &Scope, essays: &[String], cj: &Te
     assert!(again.response().is_success());
     assert!(matches!(
         again.partitions[0].records[0].disposition,
-        Disposition::Duplicate { .. }
+        Disposition::Done(RecordOutcome::Duplicate { .. })
     ));
     let after = env.store().load(b).await.expect("load");
     assert_eq!(after.root.version, agg.root.version);

@@ -10,6 +10,7 @@ use ras_aws::dynamo::DynamoStore;
 use ras_domain::contracts::CourseCode;
 use ras_domain::ids;
 use ras_domain::ports::AggregateStore;
+use ras_domain::service::RecordOutcome;
 use ras_domain::testing::events::{self as ev, at_minute};
 use ras_tests::huleedu::{Scope, CJ_RESULT, REGISTERED};
 use ras_tests::ingest_support::{dispositions, IngestEnv};
@@ -55,9 +56,10 @@ async fn the_same_record_twice_is_applied_once_and_counted_as_duplicate() {
 
     let again = process_event(&deps, msk_event(&records), None).await;
     assert!(again.response().is_success());
-    assert!(again
-        .records()
-        .all(|r| matches!(r.disposition, Disposition::Duplicate { .. })));
+    assert!(again.records().all(|r| matches!(
+        r.disposition,
+        Disposition::Done(RecordOutcome::Duplicate { .. })
+    )));
     assert_eq!(again.metrics.total().duplicate, 4);
     let mut after = env.store().load(&scope.batch).await.expect("load");
     assert_eq!(after.root.version, state.root.version, "nothing written");
@@ -112,7 +114,7 @@ async fn the_same_event_republished_with_a_new_event_id_adds_nothing_and_publish
     assert!(report.response().is_success());
     for r in report.records() {
         match &r.disposition {
-            Disposition::Applied { published, .. } => {
+            Disposition::Done(RecordOutcome::Applied { published, .. }) => {
                 assert_eq!(*published, 0, "{}: nothing published again", r.topic)
             }
             other => panic!("{}: {other:?}", r.topic),

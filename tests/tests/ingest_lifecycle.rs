@@ -10,6 +10,7 @@ use ras_domain::contracts::{BatchStatus, PublishedTopic};
 use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
 use ras_domain::ports::AggregateStore;
+use ras_domain::service::RecordOutcome;
 use ras_domain::testing::events::{self as ev, at_minute, TestRecord};
 use ras_tests::huleedu::Scope;
 use ras_tests::ingest_support::{dispositions, IngestEnv};
@@ -317,9 +318,10 @@ async fn run_in_invocations(
             dispositions(&report)
         );
         assert!(
-            report
-                .records()
-                .all(|r| matches!(r.disposition, Disposition::Applied { .. })),
+            report.records().all(|r| matches!(
+                r.disposition,
+                Disposition::Done(RecordOutcome::Applied { .. })
+            )),
             "{:?}",
             dispositions(&report)
         );

@@ -6,6 +6,7 @@
 
 use ingest::handler::{process_event, Disposition};
 use ras_aws::dynamo::DynamoStore;
+use ras_domain::service::RecordOutcome;
 use ras_domain::testing::events::{self as ev, at_minute};
 use ras_tests::huleedu::{Scope, REGISTERED, SLOT_ASSIGNED, SPELLCHECK};
 use ras_tests::ingest_support::{deps, dispositions, IngestEnv};
@@ -66,9 +67,10 @@ async fn steady_path_costs_one_query_and_one_transaction_per_record() {
         "{:?}",
         dispositions(&report)
     );
-    assert!(report
-        .records()
-        .all(|r| matches!(r.disposition, Disposition::Applied { .. }) && r.attempts == 1));
+    assert!(report.records().all(|r| matches!(
+        r.disposition,
+        Disposition::Done(RecordOutcome::Applied { .. })
+    ) && r.attempts == 1));
     let applied = counter.snapshot();
     println!(
         "steady path, {records} records: {applied:?} = per record: {}",
@@ -85,9 +87,10 @@ async fn steady_path_costs_one_query_and_one_transaction_per_record() {
     // Redelivered: each duplicate costs the same read and one cancelled transaction.
     counter.reset();
     let report = process_event(&deps, event.event(), None).await;
-    assert!(report
-        .records()
-        .all(|r| matches!(r.disposition, Disposition::Duplicate { .. })));
+    assert!(report.records().all(|r| matches!(
+        r.disposition,
+        Disposition::Done(RecordOutcome::Duplicate { .. })
+    )));
     let duplicates = counter.snapshot();
     println!(
         "duplicates, {records} records: {duplicates:?} = per record: {}",

@@ -11,6 +11,7 @@ use ras_domain::contracts::{BatchStatus, PhaseName, ProcessingStage, PublishedTo
 use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
 use ras_domain::ports::AggregateStore;
+use ras_domain::service::RecordOutcome;
 use ras_tests::huleedu::*;
 use ras_tests::ingest_support::{dispositions, IngestEnv};
 use ras_tests::msk::{kafka_event, msk_event_json, MskRecord, MskValue};
@@ -341,7 +342,8 @@ async fn sample_events_go_through_the_handler() {
         let poison = path.ends_with("poison.json");
         for r in report.records() {
             let ok = match &r.disposition {
-                Disposition::Applied { .. } | Disposition::Duplicate { .. } => true,
+                Disposition::Done(RecordOutcome::Applied { .. })
+                | Disposition::Done(RecordOutcome::Duplicate { .. }) => true,
                 Disposition::DeadLettered { error_kind } => {
                     dead_lettered.push(error_kind.clone());
                     poison

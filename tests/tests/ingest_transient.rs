@@ -9,6 +9,7 @@ use ingest::kafka::{KafkaBatchItemFailure, KafkaItemIdentifier};
 use ingest::{handle, handle_until};
 use ras_domain::ids;
 use ras_domain::ports::AggregateStore;
+use ras_domain::service::RecordOutcome;
 use ras_domain::testing::events::{self as ev, at_minute, TestRecord};
 use ras_tests::faults::{FlakyDeadLetters, FlakyStore};
 use ras_tests::huleedu::{Scope, REGISTERED, SLOT_ASSIGNED};
@@ -53,7 +54,10 @@ async fn transient_store_failures_are_retried_within_the_invocation() {
     );
     assert_eq!(deps.store.injected(), 4);
     let first = &report.partitions[0].records[0];
-    assert!(matches!(first.disposition, Disposition::Applied { .. }));
+    assert!(matches!(
+        first.disposition,
+        Disposition::Done(RecordOutcome::Applied { .. })
+    ));
     assert_eq!(
         first.attempts, 5,
         "two failed loads, two failed commits, then success"
@@ -98,7 +102,10 @@ async fn a_lost_commit_response_is_retried_as_a_duplicate_and_applied_once() {
     assert!(report.response().is_success());
     let record = &report.partitions[0].records[0];
     assert!(
-        matches!(record.disposition, Disposition::Duplicate { .. }),
+        matches!(
+            record.disposition,
+            Disposition::Done(RecordOutcome::Duplicate { .. })
+        ),
         "{:?}",
         record.disposition
     );
@@ -137,7 +144,10 @@ async fn a_hanging_call_times_out_and_is_retried() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(report.response().is_success());
     let record = &report.partitions[0].records[0];
-    assert!(matches!(record.disposition, Disposition::Applied { .. }));
+    assert!(matches!(
+        record.disposition,
+        Disposition::Done(RecordOutcome::Applied { .. })
+    ));
     assert_eq!(record.attempts, 2);
     assert!(env
         .store()

@@ -13,6 +13,7 @@
 //!
 //! See `docs/reliability.md`.
 
+use ras_domain::service::RecordOutcome;
 use ras_tests::faults::{Call, Fault};
 use ras_tests::reliability::{
     check, model, run, run_seed, Model, Observed, Poison, Scenario, SeedResult,
@@ -311,14 +312,23 @@ fn the_checks_catch_violations() {
             .dispositions
             .iter_mut()
             .find(|(_, d)| {
-                d.iter()
-                    .any(|d| matches!(d, ingest::handler::Disposition::Applied { .. }))
+                d.iter().any(|d| {
+                    matches!(
+                        d,
+                        ingest::handler::Disposition::Done(RecordOutcome::Applied { .. })
+                    )
+                })
             })
             .expect("an applied record");
         let _ = id;
         let applied = dispositions
             .iter()
-            .find(|d| matches!(d, ingest::handler::Disposition::Applied { .. }))
+            .find(|d| {
+                matches!(
+                    d,
+                    ingest::handler::Disposition::Done(RecordOutcome::Applied { .. })
+                )
+            })
             .cloned()
             .expect("applied");
         dispositions.push(applied);

@@ -1,9 +1,8 @@
 //! Lambda bootstrap of the ingest function: configuration, AWS clients and the runtime loop.
-//! The work is done by [`ingest::handle_until`].
+//! The work is done by [`ingest::handle_payload`].
 
 use ingest::config::IngestConfig;
-use ingest::kafka::parse_event;
-use ingest::{handle_until, Deps, KafkaBatchResponse};
+use ingest::{handle_payload, Deps};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
@@ -41,9 +40,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let deadline = ras_aws::runtime::deadline_of(event.context.deadline());
             // Not a Kafka event at all: fail the invocation (Lambda retries it), drop nothing.
-            let kafka = parse_event(event.payload)
-                .map_err(|e| Error::from(format!("not an MSK event: {e}")))?;
-            Ok::<KafkaBatchResponse, Error>(handle_until(&deps, kafka, deadline).await)
+            handle_payload(&deps, event.payload, deadline).await
         }
     }))
     .await

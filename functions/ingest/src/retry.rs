@@ -125,6 +125,18 @@ impl<T, E> Retried<T, E> {
     }
 }
 
+/// An `on_retry` for [`retry`]: a warning `message` with the retry number, the backoff and the
+/// failure (within the caller's span).
+pub fn warn_on_retry<E: fmt::Display>(
+    message: &'static str,
+) -> impl FnMut(u32, &Failure<E>, Duration) {
+    move |retry, failure, delay| {
+        tracing::warn!(
+            retry, backoff_ms = delay.as_millis() as u64, error = %failure, "{message}"
+        );
+    }
+}
+
 /// Run `op` until it succeeds, fails with an error `is_retryable` rejects, or the policy (or
 /// `limits.stop_at`) allows no further attempt. Each attempt is limited to
 /// [`Limits::attempt_limit`]: it never runs past `stop_at`. `on_retry(retry, &failure,

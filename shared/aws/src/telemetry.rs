@@ -5,14 +5,16 @@
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// JSON logs, level from `RUST_LOG` (default `info`). No timestamp: CloudWatch adds one.
+/// JSON logs, level from `RUST_LOG` (default `info`). No timestamp: CloudWatch adds one. A
+/// line logged within a span carries the innermost span's fields under `span` (ingest: the
+/// record's topic, partition, offset, event key, batch id, correlation id).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .without_time()

@@ -36,6 +36,7 @@ use ras_domain::contracts::Timestamp;
 use ras_domain::ports::{
     AggregateStore, BatchReader, DeadLetter, DeadLetterSink, MessagePublisher,
 };
+use ras_domain::service::RecordOutcome;
 use relay::breaker::{BreakerSettings, CircuitBreaker};
 use relay::clock::SystemClock;
 use relay::Relay;
@@ -583,12 +584,12 @@ where
                 .records()
                 .map(|r| {
                     let (outcome, batch_id, published, detail) = match &r.disposition {
-                        Disposition::Applied {
+                        Disposition::Done(RecordOutcome::Applied {
                             batch_id,
                             published,
                             ..
-                        } => (Outcome::Applied, Some(batch_id.clone()), *published, None),
-                        Disposition::Duplicate { batch_id, .. } => {
+                        }) => (Outcome::Applied, Some(batch_id.clone()), *published, None),
+                        Disposition::Done(RecordOutcome::Duplicate { batch_id, .. }) => {
                             (Outcome::Duplicate, Some(batch_id.clone()), 0, None)
                         }
                         Disposition::DeadLettered { error_kind } => {

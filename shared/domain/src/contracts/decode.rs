@@ -115,6 +115,42 @@ impl InboundEvent {
     }
 }
 
+/// The identifiers of a record the decoder rejects, read leniently from its envelope (any other
+/// key, `data` included, is ignored): what its dead letter and logs can still name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvelopeIds {
+    /// `Some(None)` when the envelope has no `event_id` (absent or `null`, or the value is not
+    /// a JSON object at all), `Some(Some(id))` when it is a UUID string (surrounding blanks
+    /// allowed), `None` when it is anything else.
+    pub event_id: Option<Option<Uuid>>,
+    /// As sent, when it is a string.
+    pub correlation_id: Option<String>,
+}
+
+impl EnvelopeIds {
+    pub fn read(value: &[u8]) -> Self {
+        #[derive(Default, serde::Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            event_id: Option<Value>,
+            #[serde(default)]
+            correlation_id: Option<Value>,
+        }
+        let raw: Raw = serde_json::from_slice(value).unwrap_or_default();
+        EnvelopeIds {
+            event_id: match raw.event_id {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::String(id)) => Uuid::parse_str(id.trim()).ok().map(Some),
+                Some(_) => None,
+            },
+            correlation_id: match raw.correlation_id {
+                Some(Value::String(id)) => Some(id),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// Decode one record value consumed from `topic`.
 pub fn decode_record(topic: &str, value: &[u8]) -> Result<InboundEvent, DecodeError> {
     let topic = ConsumedTopic::from_name(topic)
@@ -344,6 +380,31 @@ mod tests {
         for bad in ["", "G", "U+", "a", "A++", "AB", "9", " A"] {
             assert!(!is_valid_letter_grade(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn envelope_ids_are_read_leniently() {
+        let ids = EnvelopeIds::read(
+            br#"{"event_id": " AAAAAAAA-0000-4000-8000-000000000001", "correlation_id": "c-1",
+            "data": {"batch_id": 7}}"#,
+        );
+        assert_eq!(
+            ids.event_id,
+            Some(Some(Uuid::from_u128(
+                0xaaaaaaaa_0000_4000_8000_000000000001
+            )))
+        );
+        assert_eq!(ids.correlation_id.as_deref(), Some("c-1"));
+        for no_id in [&br#"{"event_id": null}"#[..], b"{}", b"\xff not json"] {
+            assert_eq!(EnvelopeIds::read(no_id).event_id, Some(None));
+        }
+        for unreadable in [&br#"{"event_id": 42}"#[..], br#"{"event_id": "x"}"#] {
+            assert_eq!(EnvelopeIds::read(unreadable).event_id, None);
+        }
+        assert_eq!(
+            EnvelopeIds::read(br#"{"correlation_id": 1}"#).correlation_id,
+            None
+        );
     }
 
     #[test]

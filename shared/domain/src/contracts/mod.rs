@@ -12,7 +12,7 @@ pub mod timestamp;
 pub mod topics;
 
 pub use consumed::*;
-pub use decode::{decode_record, DecodeError, InboundEvent, InboundPayload};
+pub use decode::{decode_record, DecodeError, EnvelopeIds, InboundEvent, InboundPayload};
 pub use enums::*;
 pub use envelope::{InboundEnvelope, OutboundEnvelope, SOURCE_SERVICE};
 pub use metadata::{ErrorDetail, StorageReferenceMetadata, SystemProcessingMetadata};
