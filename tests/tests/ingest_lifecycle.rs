@@ -6,6 +6,9 @@
 
 use ingest::handle;
 use ingest::handler::{process_event, Disposition};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use ras_domain::contracts::{BatchStatus, PublishedTopic};
 use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
@@ -116,15 +119,9 @@ fn msk_record(record: &TestRecord, essay_index: Option<usize>) -> MskRecord {
     )
 }
 
-/// xorshift Fisher–Yates: a reproducible shuffle.
+/// A reproducible shuffle: the same seed gives the same order.
 fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut state = seed | 1;
-    for i in (1..items.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        items.swap(i, (state % (i as u64 + 1)) as usize);
-    }
+    items.shuffle(&mut StdRng::seed_from_u64(seed));
 }
 
 /// The final state of a batch, as JSON in `target`'s identities, without the version (it
