@@ -7,7 +7,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use ras_aws::dynamo::items::{self, Item};
-use ras_aws::dynamo::{Destination, DynamoStore, OutboxItem};
+use ras_aws::dynamo::{DynamoStore, OutboxItem};
 use ras_domain::contracts::{
     decode_record, AssessmentResultV1, BatchStatus, ConfidenceLabel, EssayResultV1, InboundEvent,
     InboundPayload, PublishedTopic, Timestamp,
@@ -16,7 +16,8 @@ use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::Plan;
 use ras_domain::ports::{
-    AggregateStore, BatchPage, BatchReader, CommitOutcome, IdempotencyMarker, StoreError,
+    AggregateStore, BatchPage, BatchReader, CommitOutcome, Destination, IdempotencyMarker,
+    StoreError,
 };
 use ras_domain::rules::{apply, RecordContext};
 use serde_json::{json, Value};
@@ -252,8 +253,11 @@ async fn assert_outbox_written(store: &DynamoStore, batch_id: &str, plan: &Plan)
             .unwrap_or_else(|| panic!("outbox item {} missing", message.event_id));
         assert_eq!(stored.body, message.body);
         assert_eq!(stored.batch_id, batch_id);
-        assert_eq!(stored.destination, Destination::for_topic(message.topic));
-        assert_eq!(stored.to_message().expect("outbox item decodes"), *message);
+        assert_eq!(stored.destination, Destination::of(message.topic));
+        assert_eq!(
+            stored.clone().into_message().expect("outbox item decodes"),
+            *message
+        );
         // The raw item, as the relay sees it in a stream image.
         let raw = store
             .client()
