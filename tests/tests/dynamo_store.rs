@@ -566,7 +566,10 @@ async fn cj_result_of_500_essays_round_trips_in_chunks() {
     assert_eq!(Some(&job), expected.cj_jobs.get(&scope.job));
     let items = partition_items(&store, &scope.batch).await;
     let header = of_type(&items, "cj_job");
-    assert_eq!(items::get_n::<u32>(header[0], "chunk_count"), Some(1));
+    assert_eq!(
+        header[0].get("chunk_count"),
+        Some(&AttributeValue::N("1".into()))
+    );
     assert_eq!(of_type(&items, "cj_chunk").len(), 1);
     assert_eq!(
         store
@@ -592,8 +595,8 @@ async fn cj_result_too_big_for_one_transaction_commits_with_pre_written_chunks()
     assert!(chunks.len() >= 14, "{} chunks", chunks.len());
     let header = of_type(&items, "cj_job");
     assert_eq!(
-        items::get_n::<usize>(header[0], "chunk_count"),
-        Some(chunks.len())
+        header[0].get("chunk_count"),
+        Some(&AttributeValue::N(chunks.len().to_string()))
     );
     let job = store.get_cj_job(&scope.job).await.unwrap().expect("CJ job");
     assert_eq!(Some(&job), expected.cj_jobs.get(&scope.job));
