@@ -243,7 +243,7 @@ fn decode<T: DeserializeOwned>(what: &'static str, item: Item) -> Result<T, Item
 
 /// The root's index keys (absent when not indexed): `by_user` / `by_user_status` for registered
 /// batches, `by_facts_wait` while awaiting facts.
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct RootIndexKeys {
     #[serde(skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
@@ -262,14 +262,7 @@ struct RootIndexKeys {
 /// The root item: the record, `version` (top-level `N`), and for registered batches the
 /// `by_user` / `by_user_status` index keys.
 pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
-    let mut keys = RootIndexKeys {
-        gsi1pk: None,
-        gsi1sk: None,
-        gsi2pk: None,
-        gsi2sk: None,
-        gsi3pk: None,
-        gsi3sk: None,
-    };
+    let mut keys = RootIndexKeys::default();
     if let Some(registration) = &root.registration {
         let sort_key = user_sort_key(registration.provenance.occurred_at, &root.batch_id);
         keys.gsi1pk = Some(user_key(&registration.user_id));
