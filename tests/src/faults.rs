@@ -8,12 +8,13 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ras_domain::model::BatchAggregate;
+use ras_domain::plan::OutboxMessage;
 use ras_domain::plan::Plan;
 use ras_domain::ports::{
     AggregateStore, CommitOutcome, DeadLetter, DeadLetterSink, IdempotencyMarker, PublishError,
     StoreError,
 };
-use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, SendResult};
+use ras_domain::ports::{Destination, MessagePublisher, SendResult};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -678,7 +679,7 @@ impl<P: MessagePublisher> MessagePublisher for FlakyPublisher<P> {
     async fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let queue = destination.as_str();
@@ -767,9 +768,12 @@ impl<P: MessagePublisher> MessagePublisher for RefusingPublisher<P> {
     async fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
-        let refused: Vec<bool> = messages.iter().map(|m| self.refuses(&m.event_id)).collect();
+        let refused: Vec<bool> = messages
+            .iter()
+            .map(|m| self.refuses(&m.event_id.to_string()))
+            .collect();
         if !refused.contains(&true) {
             return self.inner.send_batch(destination, messages).await;
         }
@@ -779,7 +783,7 @@ impl<P: MessagePublisher> MessagePublisher for RefusingPublisher<P> {
         let mut seen = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         for ((result, refused), m) in results.iter_mut().zip(refused).zip(messages) {
             if refused {
-                seen.insert(m.event_id.clone());
+                seen.insert(m.event_id.to_string());
                 *result = SendResult::Failed {
                     retryable: false,
                     code: "InvalidParameterValue".into(),

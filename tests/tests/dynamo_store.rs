@@ -7,7 +7,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use ras_aws::dynamo::items::{self, Item};
-use ras_aws::dynamo::{Destination, DynamoStore, OutboxItem};
+use ras_aws::dynamo::{DynamoStore, OutboxItem};
 use ras_domain::contracts::{
     decode_record, AssessmentResultV1, BatchStatus, ConfidenceLabel, EssayResultV1, InboundEvent,
     InboundPayload, PublishedTopic, Timestamp,
@@ -16,7 +16,8 @@ use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::Plan;
 use ras_domain::ports::{
-    AggregateStore, BatchPage, BatchReader, CommitOutcome, IdempotencyMarker, StoreError,
+    AggregateStore, BatchPage, BatchReader, CommitOutcome, Destination, IdempotencyMarker,
+    StoreError,
 };
 use ras_domain::rules::{apply, RecordContext};
 use serde_json::{json, Value};
@@ -252,8 +253,11 @@ async fn assert_outbox_written(store: &DynamoStore, batch_id: &str, plan: &Plan)
             .unwrap_or_else(|| panic!("outbox item {} missing", message.event_id));
         assert_eq!(stored.body, message.body);
         assert_eq!(stored.batch_id, batch_id);
-        assert_eq!(stored.destination, Destination::for_topic(message.topic));
-        assert_eq!(stored.to_message().expect("outbox item decodes"), *message);
+        assert_eq!(stored.destination, Destination::of(message.topic));
+        assert_eq!(
+            stored.clone().into_message().expect("outbox item decodes"),
+            *message
+        );
         // The raw item, as the relay sees it in a stream image.
         let raw = store
             .client()
@@ -562,7 +566,10 @@ async fn cj_result_of_500_essays_round_trips_in_chunks() {
     assert_eq!(Some(&job), expected.cj_jobs.get(&scope.job));
     let items = partition_items(&store, &scope.batch).await;
     let header = of_type(&items, "cj_job");
-    assert_eq!(items::get_n::<u32>(header[0], "chunk_count"), Some(1));
+    assert_eq!(
+        header[0].get("chunk_count"),
+        Some(&AttributeValue::N("1".into()))
+    );
     assert_eq!(of_type(&items, "cj_chunk").len(), 1);
     assert_eq!(
         store
@@ -588,8 +595,8 @@ async fn cj_result_too_big_for_one_transaction_commits_with_pre_written_chunks()
     assert!(chunks.len() >= 14, "{} chunks", chunks.len());
     let header = of_type(&items, "cj_job");
     assert_eq!(
-        items::get_n::<usize>(header[0], "chunk_count"),
-        Some(chunks.len())
+        header[0].get("chunk_count"),
+        Some(&AttributeValue::N(chunks.len().to_string()))
     );
     let job = store.get_cj_job(&scope.job).await.unwrap().expect("CJ job");
     assert_eq!(Some(&job), expected.cj_jobs.get(&scope.job));

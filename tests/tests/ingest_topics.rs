@@ -6,11 +6,10 @@
 
 use ingest::handle;
 use ingest::handler::{process_event, Disposition};
-use ras_aws::dynamo::Destination;
 use ras_domain::contracts::{BatchStatus, PhaseName, ProcessingStage, PublishedTopic};
 use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
-use ras_domain::ports::AggregateStore;
+use ras_domain::ports::{AggregateStore, Destination};
 use ras_domain::service::RecordOutcome;
 use ras_tests::huleedu::*;
 use ras_tests::ingest_support::{dispositions, IngestEnv};

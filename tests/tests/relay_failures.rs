@@ -169,7 +169,7 @@ async fn a_failed_entry_is_reported_and_the_redelivery_sends_exactly_what_was_mi
     assert_eq!(out.checkpoint, None);
     let resent: HashSet<String> = relay.publisher().attempts()[attempts_before..]
         .iter()
-        .flat_map(|c| c.messages.iter().map(|m| m.event_id.clone()))
+        .flat_map(|c| c.messages.iter().map(|m| m.event_id.to_string()))
         .collect();
     assert!(resent.is_superset(&missing));
     // The queues gained exactly the three missing messages; the re-sends collapsed.
@@ -204,7 +204,7 @@ async fn a_failed_request_fails_all_its_entries_and_their_keys() {
     let failed_call: HashSet<String> = attempts[1]
         .messages
         .iter()
-        .map(|m| m.event_id.clone())
+        .map(|m| m.event_id.to_string())
         .collect();
     assert_eq!(failed_call.len(), 4);
     // Unsent: the failed request's entries and the messages behind them on their keys.

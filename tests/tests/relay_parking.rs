@@ -103,7 +103,7 @@ async fn refused_messages_are_parked_acknowledged_and_republished() {
             .unwrap();
         assert_eq!(r.ordering_key, item.ordering_key);
         assert_eq!(r.position, item.position);
-        assert_eq!(r.destination, "events");
+        assert_eq!(r.destination, ras_domain::ports::Destination::Events);
         assert_eq!(r.topic, item.topic);
         assert_eq!(r.batch_id, item.batch_id);
         assert_eq!(r.body_bytes, item.body.len());

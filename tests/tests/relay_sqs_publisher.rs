@@ -8,12 +8,15 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::config::Credentials;
 use ras_aws::sqs_publisher::{message_group_id, QueueUrls, SqsPublisher};
-use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, PublishError, SendResult};
+use ras_domain::contracts::{PublishedTopic, Timestamp};
+use ras_domain::plan::OutboxMessage;
+use ras_domain::ports::{Destination, MessagePublisher, PublishError, SendResult};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use uuid::Uuid;
 
 struct Canned {
     status: u16,
@@ -108,13 +111,14 @@ fn ok(body: Value) -> Canned {
     }
 }
 
-fn message(n: u32, key: &str) -> OutgoingMessage {
-    OutgoingMessage {
-        event_id: format!("00000000-0000-4000-8000-00000000000{n}"),
-        topic: "huleedu.ras.batch.results.ready.v1".into(),
-        event_type: "huleedu.ras.batch.results.ready.v1".into(),
-        correlation_id: format!("c{n}"),
+fn message(n: u32, key: &str) -> OutboxMessage {
+    OutboxMessage {
+        event_id: Uuid::parse_str(&format!("00000000-0000-4000-8000-00000000000{n}")).unwrap(),
+        topic: PublishedTopic::BatchResultsReady,
         ordering_key: key.into(),
+        correlation_id: Uuid::from_u128(0xc0 + u128::from(n)),
+        created_at: Timestamp::parse("2025-11-27T10:20:30Z").unwrap(),
+        sequence: n,
         body: format!(r#"{{"n": {n}, "text": "\u00e5"}}"#),
     }
 }
@@ -168,13 +172,16 @@ async fn a_200_with_failed_entries_is_not_success() {
         assert_eq!(e["Id"], json!(i.to_string()));
         assert_eq!(e["MessageBody"], json!(m.body));
         assert_eq!(e["MessageGroupId"], json!(m.ordering_key));
-        assert_eq!(e["MessageDeduplicationId"], json!(m.event_id));
+        assert_eq!(
+            e["MessageDeduplicationId"],
+            json!(format!("00000000-0000-4000-8000-00000000000{i}"))
+        );
         assert_eq!(
             e["MessageAttributes"],
             json!({
-                "topic": {"DataType": "String", "StringValue": m.topic},
-                "event_type": {"DataType": "String", "StringValue": m.event_type},
-                "correlation_id": {"DataType": "String", "StringValue": m.correlation_id},
+                "topic": {"DataType": "String", "StringValue": "huleedu.ras.batch.results.ready.v1"},
+                "event_type": {"DataType": "String", "StringValue": "huleedu.ras.batch.results.ready.v1"},
+                "correlation_id": {"DataType": "String", "StringValue": m.correlation_id.to_string()},
                 "key": {"DataType": "String", "StringValue": m.ordering_key},
             })
         );

@@ -8,7 +8,9 @@
 //!
 //! Needs the local AWS-API server (`scripts/test.sh`); fails when `AWS_ENDPOINT_URL` is unset.
 
-use ras_domain::ports::{AggregateStore, Destination, OutgoingMessage};
+use ras_domain::contracts::{PublishedTopic, Timestamp};
+use ras_domain::plan::OutboxMessage;
+use ras_domain::ports::{AggregateStore, Destination};
 use ras_tests::ingest_support::IngestEnv;
 use ras_tests::relay_support::{consume, TestQueues};
 use ras_tests::reliability::{check, model, run_with, Observed, Ports, Scenario};
@@ -52,14 +54,24 @@ async fn the_invariants_hold_over_the_real_adapters() {
         ] {
             for m in consume(&env.aws, url).await {
                 let attribute = |name: &str| m.attributes.get(name).cloned().unwrap_or_default();
+                let envelope: serde_json::Value =
+                    serde_json::from_str(&m.body).expect("a received body is JSON");
                 delivered.push((
                     destination,
-                    OutgoingMessage {
-                        event_id: m.dedup_id.clone(),
-                        topic: attribute("topic"),
-                        event_type: attribute("event_type"),
-                        correlation_id: attribute("correlation_id"),
+                    OutboxMessage {
+                        event_id: m.dedup_id.parse().expect("the dedup id is an event id"),
+                        topic: PublishedTopic::from_name(&attribute("topic"))
+                            .expect("the topic attribute names a published topic"),
+                        correlation_id: attribute("correlation_id")
+                            .parse()
+                            .expect("the correlation_id attribute is a UUID"),
                         ordering_key: m.group_id.clone(),
+                        // Not on the wire as such (and not compared): from the envelope.
+                        created_at: envelope["event_timestamp"]
+                            .as_str()
+                            .and_then(Timestamp::parse)
+                            .expect("the envelope has an event_timestamp"),
+                        sequence: 0,
                         body: m.body.clone(),
                     },
                 ));

@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ras_aws::dynamo::OutboxItem;
 use ras_domain::contracts::{PublishedTopic, Timestamp};
 use ras_domain::plan::OutboxMessage;
-use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, PublishError, SendResult};
+use ras_domain::ports::{Destination, MessagePublisher, PublishError, SendResult};
 use relay::breaker::CircuitBreaker;
 use relay::clock::SystemClock;
 use relay::testing::{insert_record, stream_event};
@@ -30,7 +30,7 @@ impl MessagePublisher for CountingPublisher {
     async fn send_batch(
         &self,
         _destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.messages

@@ -2,7 +2,7 @@
 //! (bodies and message attributes, as SQS counts them) per request.
 
 use ras_aws::sqs_publisher::{message_size, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
-use ras_domain::ports::OutgoingMessage;
+use ras_domain::plan::OutboxMessage;
 
 /// The result of packing one request from a list of candidates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Packed {
 
 /// First fit, in candidate order: take each candidate that still fits (entries and bytes);
 /// skip the ones that do not (they go into a later request); stop at 10 entries.
-pub fn pack<'a>(candidates: impl IntoIterator<Item = (usize, &'a OutgoingMessage)>) -> Packed {
+pub fn pack<'a>(candidates: impl IntoIterator<Item = (usize, &'a OutboxMessage)>) -> Packed {
     let mut packed = Packed::default();
     for (id, message) in candidates {
         if packed.taken.len() == MAX_BATCH_ENTRIES {
@@ -37,14 +37,17 @@ pub fn pack<'a>(candidates: impl IntoIterator<Item = (usize, &'a OutgoingMessage
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ras_domain::contracts::{PublishedTopic, Timestamp};
+    use uuid::Uuid;
 
-    fn msg(body_len: usize) -> OutgoingMessage {
-        OutgoingMessage {
-            event_id: "e".into(),
-            topic: "t".into(),
-            event_type: "t".into(),
-            correlation_id: "c".into(),
+    fn msg(body_len: usize) -> OutboxMessage {
+        OutboxMessage {
+            event_id: Uuid::from_u128(1),
+            topic: PublishedTopic::BatchResultsReady,
             ordering_key: "k".into(),
+            correlation_id: Uuid::from_u128(2),
+            created_at: Timestamp::from_unix_micros(0).unwrap(),
+            sequence: 0,
             body: "x".repeat(body_len),
         }
     }

@@ -24,39 +24,38 @@
 use crate::batching::{pack, Packed};
 use crate::breaker::{CallOutcome, CircuitBreaker, Transition};
 use crate::clock::Clock;
+use ras_aws::dynamo::items::sortable_time;
 use ras_aws::sqs_publisher::{invalid_reason, message_size, MESSAGE_REFUSED};
 use ras_domain::contracts::Timestamp;
+use ras_domain::plan::OutboxMessage;
 use ras_domain::ports::{
-    Destination, MessageParking, MessagePublisher, OutgoingMessage, ParkedMessage, PublishError,
-    SendResult,
+    Destination, MessageParking, MessagePublisher, ParkedMessage, PublishError, SendResult,
 };
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 use tracing::{error, info, warn};
 
-/// Which commit an outbox item was written by: its batch, its `created_at` (every message of
-/// one plan shares the plan's timestamp) and the root version the commit was planned on
-/// (unique per commit of a batch: two commits of one batch can share a `created_at`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CommitId {
-    pub batch_id: String,
-    pub created_at: String,
-    /// `None` on items written without it (then batch and time alone name the commit).
-    pub version: Option<u64>,
-}
-
-/// One message to send and what ordering needs to know about it.
+/// One message to send, with what ordering and parking need of its outbox item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outbound {
-    pub destination: Destination,
-    pub message: OutgoingMessage,
-    pub commit: CommitId,
+    pub message: OutboxMessage,
+    /// The batch the message is about (the item's `batch_id`).
+    pub batch_id: String,
+    /// The root version the writing commit was planned on (the item's `commit_version`;
+    /// `None` on items written without it).
+    pub commit_version: Option<u64>,
     /// The outbox sort key (`created_at#sequence#event_id`): with the ordering key, the item.
     pub position: String,
-    /// Position among the messages of its commit.
-    pub sequence: u32,
-    /// When the outbox item was written (for the write → publish latency).
-    pub created_at: Option<Timestamp>,
+}
+
+impl Outbound {
+    /// Which commit wrote the item: its batch, its `created_at` (every message of one plan
+    /// shares the plan's timestamp) and the root version the commit was planned on (unique per
+    /// commit of a batch: two commits of one batch can share a `created_at`; without it, batch
+    /// and time alone name the commit).
+    pub fn commit(&self) -> (&str, Timestamp, Option<u64>) {
+        (&self.batch_id, self.message.created_at, self.commit_version)
+    }
 }
 
 /// What happened to one message.
@@ -116,7 +115,10 @@ pub fn key_order(items: &[Outbound]) -> Vec<Vec<usize>> {
     let mut key_index: HashMap<(Destination, &str), usize> = HashMap::new();
     let mut keys: Vec<Vec<usize>> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let k = (item.destination, item.message.ordering_key.as_str());
+        let k = (
+            item.message.destination(),
+            item.message.ordering_key.as_str(),
+        );
         let slot = *key_index.entry(k).or_insert_with(|| {
             keys.push(Vec::new());
             keys.len() - 1
@@ -128,11 +130,11 @@ pub fn key_order(items: &[Outbound]) -> Vec<Vec<usize>> {
             continue;
         }
         // A commit sits where its first record appeared; inside it, `sequence` decides.
-        let mut anchor: HashMap<&CommitId, usize> = HashMap::new();
+        let mut anchor: HashMap<(&str, Timestamp, Option<u64>), usize> = HashMap::new();
         for &i in members.iter() {
-            anchor.entry(&items[i].commit).or_insert(i);
+            anchor.entry(items[i].commit()).or_insert(i);
         }
-        members.sort_by_key(|&i| (anchor[&items[i].commit], items[i].sequence, i));
+        members.sort_by_key(|&i| (anchor[&items[i].commit()], items[i].message.sequence, i));
     }
     keys
 }
@@ -185,8 +187,8 @@ where
             break;
         }
         heads.sort_unstable();
-        let destination = items[heads[0].0].destination;
-        heads.retain(|&(i, _)| items[i].destination == destination);
+        let destination = items[heads[0].0].message.destination();
+        heads.retain(|&(i, _)| items[i].message.destination() == destination);
         // Messages SQS would refuse whatever happens never take a place in a request.
         let key_by_head: Vec<(usize, usize)> = heads.clone();
         let key_of = |i: usize| key_by_head.iter().find(|h| h.0 == i).map(|h| h.1);
@@ -251,10 +253,13 @@ where
             break;
         };
         // Lend the messages to the request (no copies of the bodies), give them back after.
-        let messages: Vec<OutgoingMessage> = packed
+        let messages: Vec<OutboxMessage> = packed
             .taken
             .iter()
-            .map(|&i| std::mem::replace(&mut items[i].message, placeholder()))
+            .map(|&i| {
+                let stand_in = placeholder(&items[i].message);
+                std::mem::replace(&mut items[i].message, stand_in)
+            })
             .collect();
         report.requests += 1;
         let sent = publisher.send_batch(destination, &messages).await;
@@ -428,7 +433,7 @@ async fn settle_refused<K: MessageParking, C: Clock>(
     let parked = parked_message(item, code, &reason, clock.wall());
     match parking.park(&parked).await {
         Ok(()) => {
-            warn!(event_id = %parked.event_id, key = %parked.ordering_key.escape_debug(), destination = %parked.destination,
+            warn!(event_id = %parked.event_id, key = %parked.ordering_key.escape_debug(), destination = parked.destination.as_str(),
                 %code, %reason, "message parked (ras-relay-parked); its stream record is acknowledged");
             Delivery::Parked {
                 code: code.to_string(),
@@ -446,13 +451,13 @@ async fn settle_refused<K: MessageParking, C: Clock>(
 /// The parking record of a message SQS refuses.
 pub fn parked_message(item: &Outbound, code: &str, reason: &str, now: Timestamp) -> ParkedMessage {
     ParkedMessage {
-        event_id: item.message.event_id.clone(),
+        event_id: item.message.event_id.to_string(),
         ordering_key: item.message.ordering_key.clone(),
         position: item.position.clone(),
-        destination: item.destination.as_str().to_string(),
-        topic: item.message.topic.clone(),
-        batch_id: item.commit.batch_id.clone(),
-        created_at: item.commit.created_at.clone(),
+        destination: item.message.destination(),
+        topic: item.message.topic.name().to_string(),
+        batch_id: item.batch_id.clone(),
+        created_at: sortable_time(item.message.created_at),
         code: code.to_string(),
         reason: reason.to_string(),
         body_bytes: item.message.body.len(),
@@ -460,13 +465,16 @@ pub fn parked_message(item: &Outbound, code: &str, reason: &str, now: Timestamp)
     }
 }
 
-fn placeholder() -> OutgoingMessage {
-    OutgoingMessage {
-        event_id: String::new(),
-        topic: String::new(),
-        event_type: String::new(),
-        correlation_id: String::new(),
+/// What stands in for a message while it is lent to a request: its fixed-size fields, no
+/// text (nothing allocated).
+fn placeholder(message: &OutboxMessage) -> OutboxMessage {
+    OutboxMessage {
+        event_id: message.event_id,
+        topic: message.topic,
         ordering_key: String::new(),
+        correlation_id: message.correlation_id,
+        created_at: message.created_at,
+        sequence: message.sequence,
         body: String::new(),
     }
 }

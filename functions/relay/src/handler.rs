@@ -196,11 +196,10 @@ impl<P: MessagePublisher, C: Clock, K: MessageParking> Relay<P, C, K> {
         for ((delivery, item), at) in report.deliveries.iter().zip(&outbound).zip(outbound_at) {
             match delivery {
                 Delivery::Sent => {
-                    published.push(item.message.event_id.clone());
-                    if let Some(created) = item.created_at {
-                        latencies_ms
-                            .push((now.unix_micros() - created.unix_micros()).max(0) as f64 / 1e3);
-                    }
+                    published.push(item.message.event_id.to_string());
+                    let created = item.message.created_at;
+                    latencies_ms
+                        .push((now.unix_micros() - created.unix_micros()).max(0) as f64 / 1e3);
                     continue;
                 }
                 Delivery::Parked { .. } => {

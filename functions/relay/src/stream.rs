@@ -3,15 +3,14 @@
 //!
 //! Only `INSERT` records carry work (the event source filter admits only those; anything
 //! else that arrives is ignored). Their `NewImage` is an outbox item
-//! ([`ras_aws::dynamo::OutboxItem`], decoded with `serde_dynamo`). A record that cannot be
+//! ([`ras_aws::dynamo::OutboxItem`], decoded with `serde_dynamo`), whose message
+//! ([`ras_domain::plan::OutboxMessage`]) is what the relay publishes. A record that cannot be
 //! decoded or routed is *poison*: it is never reported as done (see `docs/relay.md`).
 
-use crate::dispatch::{CommitId, Outbound};
+use crate::dispatch::Outbound;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use ras_aws::dynamo::OutboxItem;
-use ras_domain::contracts::PublishedTopic;
-use ras_domain::ports::{Destination, OutgoingMessage};
 use std::cmp::Ordering;
 
 /// One stream record of the event, classified.
@@ -94,35 +93,24 @@ fn image_event_id(image: &serde_dynamo::Item) -> Option<String> {
     }
 }
 
-/// The message of an outbox item and where it goes. Routing is by **topic**; the stored
-/// `destination` is only cross-checked.
-pub fn outbound_from_item(item: OutboxItem) -> Result<Outbound, String> {
-    let topic = PublishedTopic::from_name(&item.topic)
-        .ok_or_else(|| format!("unknown topic `{}`: no queue to route it to", item.topic))?;
-    let destination = Destination::of(topic);
-    if destination.as_str() != item.destination.as_str() {
-        tracing::warn!(event_id = %item.event_id, topic = %item.topic, stored = item.destination.as_str(),
-            routed = destination.as_str(), "stored destination disagrees with the topic; routing by topic");
+/// The message of an outbox item, and what ordering and parking need of the item. Routing is
+/// by **topic** ([`ras_domain::plan::OutboxMessage::destination`]); the stored `destination`
+/// is only cross-checked.
+pub fn outbound_from_item(mut item: OutboxItem) -> Result<Outbound, String> {
+    let stored_destination = item.destination;
+    let batch_id = std::mem::take(&mut item.batch_id);
+    let position = std::mem::take(&mut item.position);
+    let commit_version = item.commit_version;
+    let message = item.into_message().map_err(|e| e.to_string())?;
+    if message.destination() != stored_destination {
+        tracing::warn!(event_id = %message.event_id, topic = message.topic.name(), stored = stored_destination.as_str(),
+            routed = message.destination().as_str(), "stored destination disagrees with the topic; routing by topic");
     }
-    let created_at = item.created_timestamp().ok();
     Ok(Outbound {
-        destination,
-        message: OutgoingMessage {
-            event_id: item.event_id.to_string(),
-            topic: item.topic,
-            event_type: item.event_type,
-            correlation_id: item.correlation_id.to_string(),
-            ordering_key: item.ordering_key,
-            body: item.body,
-        },
-        commit: CommitId {
-            batch_id: item.batch_id,
-            created_at: item.created_at,
-            version: item.commit_version,
-        },
-        position: item.position,
-        sequence: item.sequence,
-        created_at,
+        message,
+        batch_id,
+        commit_version,
+        position,
     })
 }
 
@@ -183,6 +171,7 @@ pub fn response(checkpoint: Option<String>) -> DynamoDbEventResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ras_domain::ports::Destination;
     use serde_json::json;
 
     #[test]
@@ -279,10 +268,10 @@ mod tests {
         let EntryKind::Outbox(out) = &entries[0].kind else {
             panic!("{:?}", entries[0])
         };
-        assert_eq!(out.destination, Destination::Notifications);
+        assert_eq!(out.message.destination(), Destination::Notifications);
         assert_eq!(out.message.ordering_key, "teacher-1");
         assert_eq!(out.message.body, "{\"event_id\": \"x\"}");
-        assert_eq!(out.sequence, 1);
+        assert_eq!(out.message.sequence, 1);
         assert_eq!(entries[0].sequence_number.as_deref(), Some("100"));
         assert!(
             matches!(&entries[1].kind, EntryKind::Ignored { event_name } if event_name == "MODIFY")

@@ -3,9 +3,9 @@
 
 use aws_lambda_events::dynamodb::Event;
 use ras_aws::dynamo::OutboxItem;
+use ras_domain::plan::OutboxMessage;
 use ras_domain::ports::{
-    Destination, MessageParking, MessagePublisher, OutgoingMessage, ParkedMessage, PublishError,
-    SendResult,
+    Destination, MessageParking, MessagePublisher, ParkedMessage, PublishError, SendResult,
 };
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -15,7 +15,7 @@ use std::sync::Mutex;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Call {
     pub destination: Destination,
-    pub messages: Vec<OutgoingMessage>,
+    pub messages: Vec<OutboxMessage>,
 }
 
 /// Accepts everything and remembers every call (a queue that never fails).
@@ -38,7 +38,7 @@ impl InMemoryPublisher {
     }
 
     /// Every message received, in order, with its destination.
-    pub fn received(&self) -> Vec<(Destination, OutgoingMessage)> {
+    pub fn received(&self) -> Vec<(Destination, OutboxMessage)> {
         self.calls()
             .into_iter()
             .flat_map(|c| {
@@ -57,7 +57,7 @@ impl MessagePublisher for InMemoryPublisher {
     async fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
         self.calls
             .lock()
@@ -144,7 +144,7 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
     async fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
         let (whole_call_fails, failing, refused) = {
             let mut st = self.lock();
@@ -160,7 +160,7 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
             let mut failing = vec![false; messages.len()];
             let refused: Vec<bool> = messages
                 .iter()
-                .map(|m| st.faults.refuse_entries.contains(&m.event_id))
+                .map(|m| st.faults.refuse_entries.contains(&m.event_id.to_string()))
                 .collect();
             if !whole {
                 if let Some(&at) = st.faults.fail_entry_at.get(&n) {
@@ -169,7 +169,7 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
                     }
                 }
                 for (i, m) in messages.iter().enumerate() {
-                    if let Some(left) = st.faults.fail_entries.get_mut(&m.event_id) {
+                    if let Some(left) = st.faults.fail_entries.get_mut(&m.event_id.to_string()) {
                         if *left > 0 {
                             *left -= 1;
                             failing[i] = true;
@@ -250,10 +250,10 @@ impl MessageParking for InMemoryParking {
 pub async fn send_failing_entries<P: MessagePublisher>(
     inner: &P,
     destination: Destination,
-    messages: &[OutgoingMessage],
+    messages: &[OutboxMessage],
     failing: &[bool],
 ) -> Result<Vec<SendResult>, PublishError> {
-    let healthy: Vec<OutgoingMessage> = messages
+    let healthy: Vec<OutboxMessage> = messages
         .iter()
         .zip(failing)
         .filter(|(_, f)| !**f)

@@ -4,7 +4,7 @@
 use ras_aws::dynamo::OutboxItem;
 use ras_domain::contracts::{PublishedTopic, Timestamp};
 use ras_domain::plan::OutboxMessage;
-use ras_domain::ports::{Destination, OutgoingMessage};
+use ras_domain::ports::Destination;
 use relay::breaker::{BreakerState, CircuitBreaker};
 use relay::clock::ManualClock;
 use relay::testing::{
@@ -85,20 +85,20 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// What a FIFO consumer sees: SQS drops a re-send of an event id it already has (the
 /// dedup window), so per queue each event id appears once, in acceptance order.
-fn consumer_view(p: &InMemoryPublisher) -> Vec<(Destination, OutgoingMessage)> {
+fn consumer_view(p: &InMemoryPublisher) -> Vec<(Destination, OutboxMessage)> {
     let mut seen = HashSet::new();
     p.received()
         .into_iter()
-        .filter(|(_, m)| seen.insert(m.event_id.clone()))
+        .filter(|(_, m)| seen.insert(m.event_id))
         .collect()
 }
 
-fn per_key(view: &[(Destination, OutgoingMessage)]) -> HashMap<(Destination, String), Vec<String>> {
+fn per_key(view: &[(Destination, OutboxMessage)]) -> HashMap<(Destination, String), Vec<String>> {
     let mut keys: HashMap<(Destination, String), Vec<String>> = HashMap::new();
     for (d, m) in view {
         keys.entry((*d, m.ordering_key.clone()))
             .or_default()
-            .push(m.event_id.clone());
+            .push(m.event_id.to_string());
     }
     keys
 }
@@ -153,7 +153,7 @@ fn relays_everything_in_per_key_order_with_one_message_per_key_per_request() {
             "a key twice in one request"
         );
         for m in &call.messages {
-            let expected = if m.topic.starts_with("huleedu.notification") {
+            let expected = if m.topic.name().starts_with("huleedu.notification") {
                 Destination::Notifications
             } else {
                 Destination::Events
@@ -174,9 +174,9 @@ fn relays_everything_in_per_key_order_with_one_message_per_key_per_request() {
     // Bodies and attributes as stored.
     let first = &p.received()[0].1;
     assert_eq!(first.body, items[0].body);
-    assert_eq!(first.event_id, items[0].event_id.to_string());
-    assert_eq!(first.correlation_id, items[0].correlation_id.to_string());
-    assert_eq!(first.event_type, items[0].topic);
+    assert_eq!(first.event_id, items[0].event_id);
+    assert_eq!(first.correlation_id, items[0].correlation_id);
+    assert_eq!(first.event_type(), items[0].topic);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn items_of_one_commit_go_in_their_outbox_sequence_whatever_the_stream_order() {
         .publisher()
         .received()
         .into_iter()
-        .map(|(_, m)| m.event_id)
+        .map(|(_, m)| m.event_id.to_string())
         .collect();
     assert_eq!(sent, ids(&[&b, &a, &later]));
 }
@@ -284,7 +284,7 @@ fn a_failed_entry_stops_its_key_and_the_retry_from_the_checkpoint_fills_the_gap(
     let sent: HashSet<String> = inner
         .received()
         .into_iter()
-        .map(|(_, m)| m.event_id)
+        .map(|(_, m)| m.event_id.to_string())
         .collect();
     for held in [&items[3], &items[5], &items[7], &items[13], &items[15]] {
         assert!(!sent.contains(&held.event_id.to_string()));
@@ -521,7 +521,7 @@ impl ras_domain::ports::MessagePublisher for BrokenQueue {
     async fn send_batch(
         &self,
         _destination: Destination,
-        _messages: &[OutgoingMessage],
+        _messages: &[OutboxMessage],
     ) -> Result<Vec<ras_domain::ports::SendResult>, ras_domain::ports::PublishError> {
         Err(ras_domain::ports::PublishError::Permanent {
             kind: "queue_not_found",
@@ -551,7 +551,7 @@ impl ras_domain::ports::MessagePublisher for RejectsEverything {
     async fn send_batch(
         &self,
         _destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<ras_domain::ports::SendResult>, ras_domain::ports::PublishError> {
         Ok(vec![
             ras_domain::ports::SendResult::Failed {
@@ -608,7 +608,7 @@ fn a_message_too_large_for_the_queue_is_parked_and_the_shard_moves_on() {
     assert_eq!(p.event_id, big.event_id.to_string());
     assert_eq!(p.ordering_key, "b1");
     assert_eq!(p.position, big.position);
-    assert_eq!(p.destination, "events");
+    assert_eq!(p.destination, Destination::Events);
     assert_eq!(p.code, "InvalidMessage");
     assert!(
         p.reason.contains("exceeds the queue maximum"),
@@ -621,7 +621,7 @@ fn a_message_too_large_for_the_queue_is_parked_and_the_shard_moves_on() {
         .publisher()
         .received()
         .iter()
-        .all(|(_, m)| m.event_id != p.event_id));
+        .all(|(_, m)| m.event_id.to_string() != p.event_id));
     let metrics = out.metrics().to_json();
     assert_eq!(metrics["MessagesParked"], json!(1.0));
     assert_eq!(metrics["ParkingFailures"], json!(0.0));
@@ -728,9 +728,12 @@ impl ras_domain::ports::MessagePublisher for RefusesRequestsWith {
     async fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<ras_domain::ports::SendResult>, ras_domain::ports::PublishError> {
-        if messages.iter().any(|m| self.0.contains(&m.event_id)) {
+        if messages
+            .iter()
+            .any(|m| self.0.contains(&m.event_id.to_string()))
+        {
             return Err(ras_domain::ports::PublishError::Permanent {
                 kind: ras_aws::sqs_publisher::MESSAGE_REFUSED,
                 message: "SendMessageBatch: InvalidParameterValue (HTTP 400): Message must be shorter than 1024 bytes".into(),

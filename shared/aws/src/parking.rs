@@ -95,7 +95,7 @@ impl MessageParking for SqsParking {
             .queue_url(&self.queue_url)
             .message_body(body)
             .message_attributes(ATTR_CODE, tag(&parked.code)?)
-            .message_attributes(ATTR_DESTINATION, tag(&parked.destination)?)
+            .message_attributes(ATTR_DESTINATION, tag(parked.destination.as_str())?)
             .send()
             .await
             .map_err(|e| classify_sqs_error("SendMessage", &e))?;
@@ -107,13 +107,14 @@ impl MessageParking for SqsParking {
 mod tests {
     use super::*;
     use ras_domain::contracts::Timestamp;
+    use ras_domain::ports::Destination;
 
     fn parked(key: &str, reason: &str) -> ParkedMessage {
         ParkedMessage {
             event_id: "6d2e0c8e-4a50-4d6f-9a0e-0f7c1d2b3a41".into(),
             ordering_key: key.into(),
             position: format!("2025-11-27T10:00:00.000000Z#00000#{key}"),
-            destination: "events".into(),
+            destination: Destination::Events,
             topic: "huleedu.ras.batch.results.ready.v1".into(),
             batch_id: key.into(),
             created_at: "2025-11-27T10:00:00.000000Z".into(),

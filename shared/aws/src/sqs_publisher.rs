@@ -6,7 +6,7 @@
 //! * `MessageBody` = the outbox body, byte for byte,
 //! * `MessageGroupId` = [`message_group_id`] of the ordering key (batch id / teacher id): the
 //!   key itself when SQS accepts it as a group id, else a deterministic valid id derived from it,
-//! * `MessageDeduplicationId` = the event id,
+//! * `MessageDeduplicationId` = the event id (a UUID's text: always a valid id),
 //! * message attributes: `topic`, `event_type`, `correlation_id` (`String`) and `key` = the raw
 //!   ordering key (`String`, or `Binary` with its UTF-8 bytes when it has characters a `String`
 //!   attribute may not carry, see [`key_attribute`]).
@@ -25,7 +25,8 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
-use ras_domain::ports::{Destination, MessagePublisher, OutgoingMessage, PublishError, SendResult};
+use ras_domain::plan::OutboxMessage;
+use ras_domain::ports::{Destination, MessagePublisher, PublishError, SendResult};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
@@ -182,25 +183,21 @@ pub fn key_attribute(key: &str) -> Result<MessageAttributeValue, String> {
 
 /// Bytes a message counts against the 1 MiB request limit: the body plus, for every
 /// message attribute, its name, data type and value (SQS's own accounting).
-pub fn message_size(message: &OutgoingMessage) -> usize {
-    let attr = |name: &str, value: &str| name.len() + STRING.len() + value.len();
+pub fn message_size(message: &OutboxMessage) -> usize {
+    let attr = |name: &str, value_len: usize| name.len() + STRING.len() + value_len;
     message.body.len()
-        + attr(ATTR_TOPIC, &message.topic)
-        + attr(ATTR_EVENT_TYPE, &message.event_type)
-        + attr(ATTR_CORRELATION_ID, &message.correlation_id)
-        + attr(ATTR_KEY, &message.ordering_key)
+        + attr(ATTR_TOPIC, message.topic.name().len())
+        + attr(ATTR_EVENT_TYPE, message.event_type().len())
+        + attr(ATTR_CORRELATION_ID, uuid::fmt::Hyphenated::LENGTH)
+        + attr(ATTR_KEY, message.ordering_key.len())
 }
 
 /// Why a message cannot be sent at all (checked before the request: SQS would refuse it
 /// whatever happens, possibly failing the whole request with it). The ordering key is never a
-/// reason: [`message_group_id`] makes a valid group id of any key.
-pub fn invalid_reason(message: &OutgoingMessage) -> Option<String> {
-    if !is_valid_sqs_id(&message.event_id) {
-        return Some(format!(
-            "event id `{}` is not a valid MessageDeduplicationId (1-{MAX_ID_CHARS} characters, ASCII 33-126)",
-            message.event_id.escape_debug()
-        ));
-    }
+/// reason: [`message_group_id`] makes a valid group id of any key. The event id (the
+/// deduplication id), the topic and the correlation id are valid by their types: a UUID's text
+/// and a topic name are ASCII 33–126.
+pub fn invalid_reason(message: &OutboxMessage) -> Option<String> {
     if message.ordering_key.is_empty() {
         return Some("empty ordering key (the `key` attribute must not be empty)".into());
     }
@@ -212,20 +209,6 @@ pub fn invalid_reason(message: &OutgoingMessage) -> Option<String> {
             "body contains a character SQS does not accept (U+{:04X} at byte {at})",
             u32::from(c)
         ));
-    }
-    for (name, value) in [
-        (ATTR_TOPIC, &message.topic),
-        (ATTR_EVENT_TYPE, &message.event_type),
-        (ATTR_CORRELATION_ID, &message.correlation_id),
-    ] {
-        if value.is_empty() {
-            return Some(format!("empty message attribute `{name}`"));
-        }
-        if first_invalid_char(value).is_some() {
-            return Some(format!(
-                "message attribute `{name}` contains a character SQS does not accept"
-            ));
-        }
     }
     let size = message_size(message);
     if size > MAX_MESSAGE_BYTES {
@@ -273,15 +256,18 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
         .map_err(|e| e.to_string())
 }
 
-fn entry(id: usize, message: &OutgoingMessage) -> Result<SendMessageBatchRequestEntry, String> {
+fn entry(id: usize, message: &OutboxMessage) -> Result<SendMessageBatchRequestEntry, String> {
     SendMessageBatchRequestEntry::builder()
         .id(id.to_string())
         .message_body(&message.body)
         .message_group_id(message_group_id(&message.ordering_key))
-        .message_deduplication_id(&message.event_id)
-        .message_attributes(ATTR_TOPIC, attribute(&message.topic)?)
-        .message_attributes(ATTR_EVENT_TYPE, attribute(&message.event_type)?)
-        .message_attributes(ATTR_CORRELATION_ID, attribute(&message.correlation_id)?)
+        .message_deduplication_id(message.event_id.to_string())
+        .message_attributes(ATTR_TOPIC, attribute(message.topic.name())?)
+        .message_attributes(ATTR_EVENT_TYPE, attribute(message.event_type())?)
+        .message_attributes(
+            ATTR_CORRELATION_ID,
+            attribute(&message.correlation_id.to_string())?,
+        )
         .message_attributes(ATTR_KEY, key_attribute(&message.ordering_key)?)
         .build()
         .map_err(|e| e.to_string())
@@ -291,7 +277,7 @@ impl MessagePublisher for SqsPublisher {
     async fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> Result<Vec<SendResult>, PublishError> {
         if messages.len() > MAX_BATCH_ENTRIES {
             return Err(PublishError::Permanent {
@@ -505,13 +491,17 @@ where
 mod tests {
     use super::*;
 
-    fn message(body: &str) -> OutgoingMessage {
-        OutgoingMessage {
-            event_id: "6d2e0c8e-4a50-4d6f-9a0e-0f7c1d2b3a41".into(),
-            topic: "huleedu.ras.batch.results.ready.v1".into(),
-            event_type: "huleedu.ras.batch.results.ready.v1".into(),
-            correlation_id: "0b5b1a8c-9a1e-4f7e-8f0d-2f4c2c0d9e11".into(),
+    use ras_domain::contracts::{PublishedTopic, Timestamp};
+    use uuid::Uuid;
+
+    fn message(body: &str) -> OutboxMessage {
+        OutboxMessage {
+            event_id: Uuid::parse_str("6d2e0c8e-4a50-4d6f-9a0e-0f7c1d2b3a41").unwrap(),
+            topic: PublishedTopic::BatchResultsReady,
             ordering_key: "batch-1".into(),
+            correlation_id: Uuid::parse_str("0b5b1a8c-9a1e-4f7e-8f0d-2f4c2c0d9e11").unwrap(),
+            created_at: Timestamp::parse("2025-11-27T10:20:30Z").unwrap(),
+            sequence: 0,
             body: body.into(),
         }
     }
@@ -544,7 +534,9 @@ mod tests {
     fn size_counts_body_and_attributes() {
         let m = message("{}");
         let attrs = "topic".len() + "event_type".len() + "correlation_id".len() + "key".len();
-        let values = 2 * m.topic.len() + m.correlation_id.len() + m.ordering_key.len();
+        let values = 2 * "huleedu.ras.batch.results.ready.v1".len()
+            + "0b5b1a8c-9a1e-4f7e-8f0d-2f4c2c0d9e11".len()
+            + m.ordering_key.len();
         assert_eq!(message_size(&m), 2 + attrs + values + 4 * "String".len());
     }
 
@@ -571,11 +563,10 @@ mod tests {
         assert!(invalid_reason(&bad_char).unwrap().contains("U+FFFF"));
         let control = message("{\"a\": \"\u{1}\"}");
         assert!(invalid_reason(&control).unwrap().contains("U+0001"));
-        let mut m = message("{}");
-        m.event_id = "e".repeat(129);
-        assert!(invalid_reason(&m)
-            .unwrap()
-            .contains("MessageDeduplicationId"));
+        // Every event id is a valid MessageDeduplicationId: a UUID's text.
+        for id in [Uuid::nil(), Uuid::max(), Uuid::new_v4()] {
+            assert!(is_valid_sqs_id(&id.to_string()), "{id}");
+        }
     }
 
     #[test]

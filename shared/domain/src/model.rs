@@ -6,6 +6,10 @@
 //! event time, ties broken by idempotency key), so the same set of events gives the same
 //! aggregate in any order. Derived values (status, counts) are recomputed from the facts by
 //! [`crate::projection`] and stored on the root for queries.
+//!
+//! The records' serde form is their stored form (`ras_aws::dynamo::items` writes them with
+//! `serde_dynamo`, attribute for attribute): the free-form JSON kept verbatim is JSON text
+//! there ([`json_text`]).
 
 use crate::contracts::{
     AssessmentResultV1, BatchStatus, CourseCode, ErrorDetail, PhaseName, ProcessingStage,
@@ -29,7 +33,8 @@ pub struct Registration {
     pub essay_count: i64,
     pub essay_ids: Vec<String>,
     pub course_code: CourseCode,
-    /// `StorageReferenceMetadata` JSON, verbatim.
+    /// `StorageReferenceMetadata` JSON, verbatim (serde: JSON text, see [`json_text`]).
+    #[serde(default, with = "json_text::whole")]
     pub student_prompt_ref: Option<Value>,
     pub org_id: Option<String>,
     pub class_id: Option<String>,
@@ -51,6 +56,8 @@ pub struct PipelineCompletion {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CriticalFailure {
     pub phase: PhaseName,
+    /// serde: `details` as JSON text, see [`json_text`].
+    #[serde(with = "json_text::details")]
     pub error_detail: ErrorDetail,
     pub provenance: Provenance,
 }
@@ -197,6 +204,8 @@ pub struct SpellcheckOutcome {
     pub corrected_text_storage_id: Option<String>,
     pub metrics: SpellcheckMetricsV1,
     pub processing_duration_ms: i64,
+    /// serde: `details` as JSON text, see [`json_text`].
+    #[serde(default, with = "json_text::details")]
     pub error_detail: Option<ErrorDetail>,
     pub correlation_id: Uuid,
     pub provenance: Provenance,
@@ -240,6 +249,8 @@ impl PhaseOutcomeRecord {
 pub struct CjJobRecord {
     pub job_id: String,
     pub batch_id: String,
+    /// serde: `assessment_metadata` as JSON text, see [`json_text`].
+    #[serde(with = "json_text::assessment_metadata")]
     pub result: AssessmentResultV1,
     pub correlation_id: Uuid,
     pub provenance: Provenance,
@@ -288,4 +299,90 @@ impl BatchAggregate {
             && self.phases.is_empty()
             && self.cj_jobs.is_empty()
     }
+}
+
+/// The serde form of the free-form JSON the model keeps verbatim (`student_prompt_ref`,
+/// `ErrorDetail.details`, `assessment_metadata`): JSON *text* (a string), not a structure. The
+/// records are stored with `serde_dynamo`, and a DynamoDB map would lose the JSON's key order
+/// (the API serves `student_prompt_ref` as received) while its `N` type cannot tell `2.0` from
+/// `2`: as text, the value survives the round trip exactly. A null value stays null; on
+/// reading, a string is parsed and anything else taken as it is.
+///
+/// Each module applies this to one place of a field's value (the value itself, or one of its
+/// object's fields), going through that value's `serde_json::Value`.
+pub mod json_text {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    fn at<'a>(json: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+        path.iter()
+            .try_fold(json, |node, key| node.as_object_mut()?.get_mut(*key))
+    }
+
+    fn serialize_at<T: Serialize, S: Serializer>(
+        value: &T,
+        path: &[&str],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut json = serde_json::to_value(value).map_err(S::Error::custom)?;
+        if let Some(node) = at(&mut json, path) {
+            if !node.is_null() {
+                *node = Value::String(serde_json::to_string(node).map_err(S::Error::custom)?);
+            }
+        }
+        json.serialize(serializer)
+    }
+
+    fn deserialize_at<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        deserializer: D,
+        path: &[&str],
+    ) -> Result<T, D::Error> {
+        let mut json = Value::deserialize(deserializer)?;
+        if let Some(node) = at(&mut json, path) {
+            if let Value::String(text) = node {
+                *node = serde_json::from_str(text).map_err(D::Error::custom)?;
+            }
+        }
+        serde_json::from_value(json).map_err(D::Error::custom)
+    }
+
+    macro_rules! json_text_at {
+        ($(#[$doc:meta])* $name:ident, [$($key:literal),*]) => {
+            $(#[$doc])*
+            pub mod $name {
+                use super::*;
+
+                pub fn serialize<T: Serialize, S: Serializer>(
+                    value: &T,
+                    serializer: S,
+                ) -> Result<S::Ok, S::Error> {
+                    serialize_at(value, &[$($key),*], serializer)
+                }
+
+                pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+                    deserializer: D,
+                ) -> Result<T, D::Error> {
+                    deserialize_at(deserializer, &[$($key),*])
+                }
+            }
+        };
+    }
+
+    json_text_at!(
+        /// The whole value (`student_prompt_ref`).
+        whole,
+        []
+    );
+    json_text_at!(
+        /// An `ErrorDetail`'s `details`.
+        details,
+        ["details"]
+    );
+    json_text_at!(
+        /// An `AssessmentResultV1`'s `assessment_metadata`.
+        assessment_metadata,
+        ["assessment_metadata"]
+    );
 }

@@ -3,6 +3,7 @@
 
 use crate::contracts::{PublishedTopic, Timestamp};
 use crate::model::{BatchAggregate, BatchRoot, CjJobRecord, EssayRecord, PhaseOutcomeRecord};
+use crate::ports::Destination;
 use uuid::Uuid;
 
 /// A record of the aggregate, written whole. The root carries the version the plan was
@@ -18,7 +19,9 @@ pub enum StateChange {
     CjJob(CjJobRecord),
 }
 
-/// One message for the outbox, final in every byte: the relay sends `body` as is.
+/// One message to publish, final in every byte: written to the outbox by the commit of its
+/// plan, read back from the outbox stream by the relay, and handed to the transport
+/// ([`crate::ports::MessagePublisher`]), which sends `body` as is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxMessage {
     pub event_id: Uuid,
@@ -37,6 +40,11 @@ pub struct OutboxMessage {
 impl OutboxMessage {
     pub fn event_type(&self) -> &'static str {
         self.topic.name()
+    }
+
+    /// The queue it goes to (by topic).
+    pub fn destination(&self) -> Destination {
+        Destination::of(self.topic)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::contracts::{BatchStatus, Timestamp};
 use crate::model::{BatchAggregate, CjJobRecord};
-use crate::plan::Plan;
+use crate::plan::{OutboxMessage, Plan};
 use std::future::Future;
 
 /// Markers outlive any plausible redelivery: Kafka retention is 7 days by default.
@@ -183,8 +183,8 @@ pub struct ParkedMessage {
     pub ordering_key: String,
     /// Outbox sort key: `created_at#sequence#event_id`.
     pub position: String,
-    /// `events` or `notifications`.
-    pub destination: String,
+    /// Its queue (`events` or `notifications`).
+    pub destination: Destination,
     pub topic: String,
     pub batch_id: String,
     pub created_at: String,
@@ -203,8 +203,12 @@ pub trait MessageParking: Send + Sync {
         -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
-/// Which queue a published message goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Which queue a published message goes to. Stored on outbox items in its lowercase form
+/// (`events`, `notifications`), which is also how parking records name it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Destination {
     /// Domain events (`huleedu.ras.*`).
     Events,
@@ -229,18 +233,6 @@ impl Destination {
     }
 }
 
-/// One message as handed to the transport: body byte-identical on every attempt.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OutgoingMessage {
-    pub event_id: String,
-    pub topic: String,
-    pub event_type: String,
-    pub correlation_id: String,
-    /// `MessageGroupId` and the `key` attribute: batch_id or teacher_id.
-    pub ordering_key: String,
-    pub body: String,
-}
-
 /// Per-message result of a batch send: an HTTP 200 can still carry failed entries.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SendResult {
@@ -254,11 +246,12 @@ pub enum SendResult {
 
 /// The transport of published messages (SQS FIFO queues).
 pub trait MessagePublisher: Send + Sync {
-    /// Send up to 10 messages (≤ 1 MiB in total) in one request; one result per message, in
-    /// order. `Err` means the whole call failed and nothing can be assumed sent.
+    /// Send up to 10 messages (≤ 1 MiB in total) in one request, each with its body byte for
+    /// byte; one result per message, in order. `Err` means the whole call failed and nothing
+    /// can be assumed sent.
     fn send_batch(
         &self,
         destination: Destination,
-        messages: &[OutgoingMessage],
+        messages: &[OutboxMessage],
     ) -> impl Future<Output = Result<Vec<SendResult>, PublishError>> + Send;
 }

@@ -24,7 +24,7 @@ pub struct Observed {
     /// The store's own outbox, in commit order (`None`: not read).
     pub store_outbox: Option<Vec<Uuid>>,
     /// Every message the queues received (the inner publisher), in order.
-    pub delivered: Vec<(Destination, ras_domain::ports::OutgoingMessage)>,
+    pub delivered: Vec<(Destination, OutboxMessage)>,
     pub dead_letters: Vec<ras_domain::ports::DeadLetter>,
     /// Per record: dead letters that reached the queue although the send reported a failure.
     pub dead_letters_lost: BTreeMap<RecordId, u32>,
@@ -65,7 +65,7 @@ impl Observed {
         aggregates: BTreeMap<String, Option<BatchAggregate>>,
         markers: Option<usize>,
         store_outbox: Option<Vec<Uuid>>,
-        delivered: Vec<(Destination, ras_domain::ports::OutgoingMessage)>,
+        delivered: Vec<(Destination, OutboxMessage)>,
         dead_letters: Vec<ras_domain::ports::DeadLetter>,
     ) -> Observed
     where
@@ -184,39 +184,32 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
             .map(|d| format!("the event source skipped records: {d}")),
     );
 
-    let mut delivered_ids: BTreeSet<&str> = BTreeSet::new();
-    let mut first_order: BTreeMap<(Destination, &str), Vec<&str>> = BTreeMap::new();
+    let mut delivered_ids: BTreeSet<String> = BTreeSet::new();
+    let mut first_order: BTreeMap<(Destination, &str), Vec<String>> = BTreeMap::new();
     for (destination, message) in &seen.delivered {
-        let Some(original) = committed.get(&message.event_id) else {
-            v.push(format!(
-                "delivered {} which was never committed",
-                message.event_id
-            ));
+        let event_id = message.event_id.to_string();
+        let Some(original) = committed.get(&event_id) else {
+            v.push(format!("delivered {event_id} which was never committed"));
             continue;
         };
-        if seen.unsendable.contains(&message.event_id) {
-            v.push(format!(
-                "delivered {}, which SQS refuses for good",
-                message.event_id
-            ));
+        if seen.unsendable.contains(&event_id) {
+            v.push(format!("delivered {event_id}, which SQS refuses for good"));
         }
-        let expected_destination = Destination::of(original.topic);
-        if *destination != expected_destination
+        if *destination != original.destination()
             || message.body != original.body
             || message.ordering_key != original.ordering_key
-            || message.topic != original.topic.name()
-            || message.correlation_id != original.correlation_id.to_string()
+            || message.topic != original.topic
+            || message.correlation_id != original.correlation_id
         {
             v.push(format!(
-                "delivery of {} differs from its outbox item: {destination:?} {message:?}",
-                message.event_id
+                "delivery of {event_id} differs from its outbox item: {destination:?} {message:?}"
             ));
         }
-        if delivered_ids.insert(&message.event_id) {
+        if delivered_ids.insert(event_id.clone()) {
             first_order
                 .entry((*destination, &message.ordering_key))
                 .or_default()
-                .push(&message.event_id);
+                .push(event_id);
         }
     }
     // 3b. Unsendable messages are parked (and acknowledged: the stream drained), each with
@@ -238,7 +231,7 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
         }
         let m = &c.message;
         if p.ordering_key != m.ordering_key
-            || p.destination != Destination::of(m.topic).as_str()
+            || p.destination != m.destination()
             || p.topic != m.topic.name()
             || p.batch_id != c.batch_id
             || p.body_bytes != m.body.len()
@@ -262,7 +255,7 @@ pub fn check(scenario: &Scenario, model: &Model, seen: &Observed) -> Vec<String>
             }
             continue;
         }
-        if !delivered_ids.contains(m.event_id.to_string().as_str()) {
+        if !delivered_ids.contains(&id) {
             v.push(format!(
                 "committed event {} ({}) never delivered",
                 m.event_id,

@@ -1274,7 +1274,7 @@ mod tests {
             .inner()
             .received()
             .into_iter()
-            .map(|(_, m)| m.event_id)
+            .map(|(_, m)| m.event_id.to_string())
             .collect();
         assert_eq!(received, ids.into_iter().collect());
         assert!(stage.gave_up.is_empty());

@@ -1,13 +1,13 @@
 //! Item encoding of the state table (`docs/data-model.md`): keys, promoted attributes, and the
 //! domain records as DynamoDB attribute maps.
 //!
-//! Records are encoded field by field with `serde_dynamo` (so they stay readable in the
-//! console and usable in expressions), with one exception: free-form JSON the domain keeps
-//! verbatim (`student_prompt_ref`, `ErrorDetail.details`, `assessment_metadata`) is stored as
-//! JSON *text* (an `S` attribute). A DynamoDB map would lose its key order (the API serves
-//! `student_prompt_ref` as received) and its `N` type cannot tell `2.0` from `2`, so a JSON
-//! value would not survive the round trip. Everything else round-trips exactly:
-//! `decode(encode(x)) == x` for every item type (see the tests below).
+//! Records are written and read with `serde_dynamo`, field by field (so they stay readable in
+//! the console and usable in expressions), in their serde form: free-form JSON the domain keeps
+//! verbatim (`student_prompt_ref`, `ErrorDetail.details`, `assessment_metadata`) is JSON *text*
+//! there (an `S` attribute, `ras_domain::model::json_text`). An item is its keys and
+//! `item_type`, the record's attributes flattened beside them, and the item type's promoted
+//! attributes ([`Stored`]). Everything round-trips exactly: `decode(encode(x)) == x` for every
+//! item type (see the tests below).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::SecondsFormat;
@@ -15,8 +15,7 @@ use ras_domain::contracts::{EssayResultV1, PhaseName, Timestamp};
 use ras_domain::model::{BatchAggregate, BatchRoot, CjJobRecord, EssayRecord, PhaseOutcomeRecord};
 use ras_domain::ports::{IdempotencyMarker, StoreError};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -61,17 +60,6 @@ pub const MAX_CHUNK_BYTES: usize = 300_000;
 /// Hex digits of the SHA-256 of the essay results that name a chunk set.
 pub const CHUNK_SET_LEN: usize = 16;
 
-/// Free-form JSON stored as JSON text (see the module docs), per item type.
-const ROOT_JSON_PATHS: &[&[&str]] = &[
-    &["registration", "student_prompt_ref"],
-    &["critical_failure", "error_detail", "details"],
-];
-const ESSAY_JSON_PATHS: &[&[&str]] = &[&["spellcheck", "error_detail", "details"]];
-const CJ_HEADER_JSON_PATHS: &[&[&str]] = &[&["result", "assessment_metadata"]];
-
-/// Attributes that are keys or promoted copies, not fields of the domain record.
-const KEY_ATTRIBUTES: &[&str] = &[PK, SK, ITEM_TYPE, GSI1PK, GSI1SK, GSI2PK, GSI2SK];
-
 /// `item_type` of every item of the state table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ItemType {
@@ -106,6 +94,12 @@ impl ItemType {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+impl Serialize for ItemType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -203,10 +197,12 @@ pub fn sortable_time(ts: Timestamp) -> String {
 
 // ----------------------------------------------------------------------- attribute helpers
 
+/// A string attribute value (key conditions and expression values).
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// A number attribute value (expression values).
 pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -218,124 +214,76 @@ pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// A number attribute of an item parsed as `T`, if present, of type `N` and in range.
-pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|text| text.parse().ok())
+/// One item of the state table as written: its keys and type, the record's attributes
+/// (flattened: one attribute per field) and the item type's promoted attributes (`extra`,
+/// flattened too; `()` for none). Readers decode the record alone: keys and promoted
+/// attributes are not fields of it, and serde ignores them.
+#[derive(Serialize)]
+struct Stored<'a, R: ?Sized, X> {
+    pk: String,
+    sk: String,
+    item_type: ItemType,
+    #[serde(flatten)]
+    record: &'a R,
+    #[serde(flatten)]
+    extra: X,
 }
 
-fn require_s<'a>(item: &'a Item, name: &str, what: &'static str) -> Result<&'a str, ItemError> {
-    get_s(item, name)
-        .ok_or_else(|| ItemError::decode(what, format!("missing string attribute `{name}`")))
-}
-
-fn require_n<T: std::str::FromStr>(
-    item: &Item,
-    name: &str,
-    what: &'static str,
-) -> Result<T, ItemError> {
-    get_n(item, name).ok_or_else(|| {
-        ItemError::decode(
-            what,
-            format!("missing or invalid number attribute `{name}`"),
-        )
-    })
-}
-
-fn with_keys(mut item: Item, pk: String, sk: String, item_type: ItemType) -> Item {
-    item.insert(PK.into(), s(pk));
-    item.insert(SK.into(), s(sk));
-    item.insert(ITEM_TYPE.into(), s(item_type.as_str()));
-    item
-}
-
-/// `value` as attributes, with the free-form JSON at `json_paths` turned into JSON text.
-fn to_attributes<T: Serialize>(
-    what: &'static str,
-    value: &T,
-    json_paths: &[&[&str]],
-) -> Result<Item, ItemError> {
-    let mut json = serde_json::to_value(value).map_err(|e| ItemError::encode(what, e))?;
-    if !json.is_object() {
-        return Err(ItemError::encode(what, "not a JSON object"));
+impl<R: Serialize + ?Sized, X: Serialize> Stored<'_, R, X> {
+    fn encode(self, what: &'static str) -> Result<Item, ItemError> {
+        serde_dynamo::to_item(self).map_err(|e| ItemError::encode(what, e))
     }
-    for path in json_paths {
-        freeze_json(&mut json, path).map_err(|e| ItemError::encode(what, e))?;
-    }
-    serde_dynamo::to_item(json).map_err(|e| ItemError::encode(what, e))
 }
 
-/// The inverse of [`to_attributes`]; key attributes are dropped, other unknown ones ignored.
-fn from_attributes<T: DeserializeOwned>(
-    what: &'static str,
-    mut item: Item,
-    json_paths: &[&[&str]],
-) -> Result<T, ItemError> {
-    for name in KEY_ATTRIBUTES {
-        item.remove(*name);
-    }
-    let mut json: Value = serde_dynamo::from_item(item).map_err(|e| ItemError::decode(what, e))?;
-    for path in json_paths {
-        thaw_json(&mut json, path).map_err(|e| ItemError::decode(what, e))?;
-    }
-    serde_json::from_value(json).map_err(|e| ItemError::decode(what, e))
-}
-
-fn value_at<'a>(json: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
-    path.iter()
-        .try_fold(json, |node, key| node.as_object_mut()?.get_mut(*key))
-}
-
-fn freeze_json(json: &mut Value, path: &[&str]) -> Result<(), serde_json::Error> {
-    if let Some(node) = value_at(json, path) {
-        if !node.is_null() {
-            *node = Value::String(serde_json::to_string(node)?);
-        }
-    }
-    Ok(())
-}
-
-fn thaw_json(json: &mut Value, path: &[&str]) -> Result<(), serde_json::Error> {
-    if let Some(node) = value_at(json, path) {
-        if let Value::String(text) = node {
-            *node = serde_json::from_str(text)?;
-        }
-    }
-    Ok(())
+fn decode<T: DeserializeOwned>(what: &'static str, item: Item) -> Result<T, ItemError> {
+    serde_dynamo::from_item(item).map_err(|e| ItemError::decode(what, e))
 }
 
 // ------------------------------------------------------------------------------ batch root
 
+/// The root's index keys (absent when not indexed): `by_user` / `by_user_status` for registered
+/// batches, `by_facts_wait` while awaiting facts.
+#[derive(Default, Serialize)]
+struct RootIndexKeys {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi3pk: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi3sk: Option<String>,
+}
+
 /// The root item: the record, `version` (top-level `N`), and for registered batches the
 /// `by_user` / `by_user_status` index keys.
 pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
-    let mut item = to_attributes("batch root", root, ROOT_JSON_PATHS)?;
+    let mut keys = RootIndexKeys::default();
     if let Some(registration) = &root.registration {
         let sort_key = user_sort_key(registration.provenance.occurred_at, &root.batch_id);
-        item.insert(GSI1PK.into(), s(user_key(&registration.user_id)));
-        item.insert(GSI1SK.into(), s(sort_key.clone()));
+        keys.gsi1pk = Some(user_key(&registration.user_id));
         if let Some(status) = root.derived.overall_status {
-            item.insert(
-                GSI2PK.into(),
-                s(user_status_key(&registration.user_id, status.as_str())),
-            );
-            item.insert(GSI2SK.into(), s(sort_key));
+            keys.gsi2pk = Some(user_status_key(&registration.user_id, status.as_str()));
+            keys.gsi2sk = Some(sort_key.clone());
         }
+        keys.gsi1sk = Some(sort_key);
     }
     if let Some(since) = root.awaiting_facts_since {
-        item.insert(GSI3PK.into(), s(FACTS_WAIT_KEY));
-        item.insert(
-            GSI3SK.into(),
-            s(format!("{}#{}", sortable_time(since), root.batch_id)),
-        );
+        keys.gsi3pk = Some(FACTS_WAIT_KEY);
+        keys.gsi3sk = Some(format!("{}#{}", sortable_time(since), root.batch_id));
     }
-    Ok(with_keys(
-        item,
-        batch_pk(&root.batch_id),
-        ROOT_SK.into(),
-        ItemType::Batch,
-    ))
+    Stored {
+        pk: batch_pk(&root.batch_id),
+        sk: ROOT_SK.into(),
+        item_type: ItemType::Batch,
+        record: root,
+        extra: keys,
+    }
+    .encode("batch root")
 }
 
 /// The `gsi3sk` bound of roots awaiting facts since `cutoff` or earlier (`<=` it: every sort
@@ -345,41 +293,46 @@ pub fn facts_wait_bound(cutoff: Timestamp) -> String {
 }
 
 pub fn decode_root(item: Item) -> Result<BatchRoot, ItemError> {
-    from_attributes("batch root", item, ROOT_JSON_PATHS)
+    decode("batch root", item)
 }
 
 // ----------------------------------------------------------------------------------- essay
 
 pub fn encode_essay(essay: &EssayRecord) -> Result<Item, ItemError> {
-    let item = to_attributes("essay", essay, ESSAY_JSON_PATHS)?;
-    Ok(with_keys(
-        item,
-        batch_pk(&essay.batch_id),
-        essay_sk(&essay.essay_id),
-        ItemType::Essay,
-    ))
+    Stored {
+        pk: batch_pk(&essay.batch_id),
+        sk: essay_sk(&essay.essay_id),
+        item_type: ItemType::Essay,
+        record: essay,
+        extra: (),
+    }
+    .encode("essay")
 }
 
 pub fn decode_essay(item: Item) -> Result<EssayRecord, ItemError> {
-    from_attributes("essay", item, ESSAY_JSON_PATHS)
+    decode("essay", item)
 }
 
 // ----------------------------------------------------------------------------------- phase
 
 /// The phase record does not name its batch; the item carries `batch_id` besides the key.
 pub fn encode_phase(batch_id: &str, phase: &PhaseOutcomeRecord) -> Result<Item, ItemError> {
-    let mut item = to_attributes("phase outcome", phase, &[])?;
-    item.insert(BATCH_ID.into(), s(batch_id));
-    Ok(with_keys(
-        item,
-        batch_pk(batch_id),
-        phase_sk(phase.phase),
-        ItemType::Phase,
-    ))
+    #[derive(Serialize)]
+    struct BatchId<'a> {
+        batch_id: &'a str,
+    }
+    Stored {
+        pk: batch_pk(batch_id),
+        sk: phase_sk(phase.phase),
+        item_type: ItemType::Phase,
+        record: phase,
+        extra: BatchId { batch_id },
+    }
+    .encode("phase outcome")
 }
 
 pub fn decode_phase(item: Item) -> Result<PhaseOutcomeRecord, ItemError> {
-    from_attributes("phase outcome", item, &[])
+    decode("phase outcome", item)
 }
 
 // ------------------------------------------------------------------------------------- CJ
@@ -393,11 +346,20 @@ pub struct CjJobItems {
 }
 
 /// A decoded CJ header: the record with empty `essay_results`, and where they are.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct CjHeader {
+    #[serde(flatten)]
     pub record: CjJobRecord,
     pub chunk_set: String,
     pub chunk_count: u32,
+}
+
+/// The attributes of a CJ header besides its record.
+#[derive(Serialize)]
+struct CjHeaderAttributes<'a> {
+    cj_job_id: &'a str,
+    chunk_set: &'a str,
+    chunk_count: u32,
 }
 
 /// A decoded CJ chunk: one slice of a job's `essay_results`.
@@ -478,21 +440,33 @@ pub fn encode_cj_job_with(
             chunk_index: index,
             essay_results: &results[range.clone()],
         };
-        let item = to_attributes("CJ chunk", &chunk, &[])?;
-        chunks.push(with_keys(
-            item,
-            pk.clone(),
-            cj_chunk_sk(&job.job_id, &chunk_set, index),
-            ItemType::CjChunk,
-        ));
+        chunks.push(
+            Stored {
+                pk: pk.clone(),
+                sk: cj_chunk_sk(&job.job_id, &chunk_set, index),
+                item_type: ItemType::CjChunk,
+                record: &chunk,
+                extra: (),
+            }
+            .encode("CJ chunk")?,
+        );
     }
     let mut header = job.clone();
     header.result.essay_results = Vec::new();
-    let mut item = to_attributes("CJ job header", &header, CJ_HEADER_JSON_PATHS)?;
-    item.insert(CJ_JOB_ID.into(), s(&job.job_id));
-    item.insert(CHUNK_SET.into(), s(&chunk_set));
-    item.insert(CHUNK_COUNT.into(), n(chunks.len()));
-    let header = with_keys(item, pk, cj_header_sk(&job.job_id), ItemType::CjJob);
+    let chunk_count =
+        u32::try_from(chunks.len()).map_err(|e| ItemError::encode("CJ job header", e))?;
+    let header = Stored {
+        pk,
+        sk: cj_header_sk(&job.job_id),
+        item_type: ItemType::CjJob,
+        record: &header,
+        extra: CjHeaderAttributes {
+            cj_job_id: &job.job_id,
+            chunk_set: &chunk_set,
+            chunk_count,
+        },
+    }
+    .encode("CJ job header")?;
     Ok(CjJobItems {
         chunk_set,
         header,
@@ -500,23 +474,12 @@ pub fn encode_cj_job_with(
     })
 }
 
-pub fn decode_cj_header(mut item: Item) -> Result<CjHeader, ItemError> {
-    const WHAT: &str = "CJ job header";
-    let chunk_set = require_s(&item, CHUNK_SET, WHAT)?.to_string();
-    let chunk_count = require_n(&item, CHUNK_COUNT, WHAT)?;
-    for name in [CHUNK_SET, CHUNK_COUNT, CJ_JOB_ID] {
-        item.remove(name);
-    }
-    let record: CjJobRecord = from_attributes(WHAT, item, CJ_HEADER_JSON_PATHS)?;
-    Ok(CjHeader {
-        record,
-        chunk_set,
-        chunk_count,
-    })
+pub fn decode_cj_header(item: Item) -> Result<CjHeader, ItemError> {
+    decode("CJ job header", item)
 }
 
 pub fn decode_cj_chunk(item: Item) -> Result<CjChunk, ItemError> {
-    from_attributes("CJ chunk", item, &[])
+    decode("CJ chunk", item)
 }
 
 /// The full record from its header and chunks. Chunks of other jobs or other chunk sets
@@ -553,48 +516,62 @@ pub fn assemble_cj_job(
 
 // ---------------------------------------------------------------------------------- marker
 
+/// The stored form of [`IdempotencyMarker`]: its fields, `recorded_at` fixed width
+/// ([`sortable_time`]).
 #[derive(Serialize, Deserialize)]
+#[serde(remote = "IdempotencyMarker")]
 struct MarkerAttributes {
     event_key: String,
     payload_hash: String,
     topic: String,
     batch_id: String,
-    recorded_at: String,
+    #[serde(with = "sortable")]
+    recorded_at: Timestamp,
     expires_at: i64,
 }
 
+/// A marker, serialised as [`MarkerAttributes`] (read back through [`ReadMarker`]).
+struct WriteMarker<'a>(&'a IdempotencyMarker);
+
+impl Serialize for WriteMarker<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MarkerAttributes::serialize(self.0, serializer)
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadMarker(#[serde(with = "MarkerAttributes")] IdempotencyMarker);
+
+/// A timestamp as [`sortable_time`] text.
+mod sortable {
+    use super::sortable_time;
+    use ras_domain::contracts::Timestamp;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&sortable_time(*ts))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text).ok_or_else(|| D::Error::custom(format!("invalid time `{text}`")))
+    }
+}
+
 pub fn encode_marker(marker: &IdempotencyMarker) -> Result<Item, ItemError> {
-    let attributes = MarkerAttributes {
-        event_key: marker.event_key.clone(),
-        payload_hash: marker.payload_hash.clone(),
-        topic: marker.topic.clone(),
-        batch_id: marker.batch_id.clone(),
-        recorded_at: sortable_time(marker.recorded_at),
-        expires_at: marker.expires_at,
-    };
-    let item = to_attributes("idempotency marker", &attributes, &[])?;
-    Ok(with_keys(
-        item,
-        marker_pk(&marker.event_key),
-        MARKER_SK.into(),
-        ItemType::Marker,
-    ))
+    Stored {
+        pk: marker_pk(&marker.event_key),
+        sk: MARKER_SK.into(),
+        item_type: ItemType::Marker,
+        record: &WriteMarker(marker),
+        extra: (),
+    }
+    .encode("idempotency marker")
 }
 
 pub fn decode_marker(item: Item) -> Result<IdempotencyMarker, ItemError> {
-    const WHAT: &str = "idempotency marker";
-    let a: MarkerAttributes = from_attributes(WHAT, item, &[])?;
-    let recorded_at = Timestamp::parse(&a.recorded_at).ok_or_else(|| {
-        ItemError::decode(WHAT, format!("invalid recorded_at `{}`", a.recorded_at))
-    })?;
-    Ok(IdempotencyMarker {
-        event_key: a.event_key,
-        payload_hash: a.payload_hash,
-        topic: a.topic,
-        batch_id: a.batch_id,
-        recorded_at,
-        expires_at: a.expires_at,
-    })
+    decode::<ReadMarker>("idempotency marker", item).map(|m| m.0)
 }
 
 // -------------------------------------------------------------------------------- aggregate
@@ -613,7 +590,9 @@ pub enum StateItem {
 }
 
 pub fn decode_state_item(item: Item) -> Result<StateItem, ItemError> {
-    let type_name = require_s(&item, ITEM_TYPE, "state")?;
+    let type_name = get_s(&item, ITEM_TYPE).ok_or_else(|| {
+        ItemError::decode("state", format!("missing string attribute `{ITEM_TYPE}`"))
+    })?;
     let item_type = ItemType::parse(type_name)
         .ok_or_else(|| ItemError::decode("state", format!("unknown item_type `{type_name}`")))?;
     Ok(match item_type {
@@ -803,8 +782,8 @@ mod tests {
         assert_eq!(get_s(&items.header, SK), Some("CJ#417"));
         assert_eq!(get_s(&items.header, CJ_JOB_ID), Some("417"));
         assert_eq!(
-            get_n::<usize>(&items.header, CHUNK_COUNT),
-            Some(items.chunks.len())
+            items.header.get(CHUNK_COUNT),
+            Some(&AttributeValue::N(items.chunks.len().to_string()))
         );
         let header_results = items.header["result"].as_m().unwrap()["essay_results"]
             .as_l()

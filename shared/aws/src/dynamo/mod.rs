@@ -4,7 +4,8 @@
 //!
 //! * [`items`] — keys and item encoding of the state table (root, essays, phases, CJ header
 //!   and chunks, markers).
-//! * [`outbox`] — outbox items, also decoded by the relay from stream images.
+//! * [`outbox`] — outbox items (the stored shape of a message to publish), also decoded by
+//!   the relay from stream images.
 //! * [`commit`] — the commit transaction and the scheme for plans too big for one.
 //! * [`errors`] — SDK errors and transaction cancellations → outcomes and [`StoreError`]s.
 //!
@@ -22,5 +23,5 @@ mod store;
 #[cfg(test)]
 mod testdata;
 
-pub use outbox::{Destination, OutboxItem};
+pub use outbox::OutboxItem;
 pub use store::DynamoStore;

@@ -1,16 +1,19 @@
-//! Items of the outbox table (`docs/data-model.md`, "Outbox"): one per published message,
-//! keyed by its deterministic `event_id`. The relay decodes them from stream `NEW_IMAGE`s with
-//! [`OutboxItem::from_image`] and sends `body` as is.
+//! Items of the outbox table (`docs/data-model.md`, "Outbox"): [`OutboxItem`], the stored shape
+//! of one [`OutboxMessage`], keyed by its ordering key and position. Commits write it with
+//! [`OutboxItem::from_message`]; the relay decodes stream `NEW_IMAGE`s with
+//! [`OutboxItem::from_image`] and publishes [`OutboxItem::into_message`].
 //!
 //! Bodies longer than [`INLINE_BODY_LIMIT`] are stored gzip-compressed in the binary attribute
 //! `body_gzip` instead of `body`: a CJ result for thousands of essays publishes an
 //! assessment-completed event of ~800 KB (SQS takes up to 1 MiB), which would not fit
-//! DynamoDB's 400 KB item limit as text. The (de)compression happens in this type's serde
-//! representation, so every reader of the table and of its stream sees the same `body`.
+//! DynamoDB's 400 KB item limit as text. The (de)compression happens in the serde
+//! representation of the `body` field ([`stored_body`]), so every reader of the table and of
+//! its stream sees the same `body`.
 
 use super::items::{sortable_time, Item, ItemError};
 use ras_domain::contracts::{PublishedTopic, Timestamp};
 use ras_domain::plan::OutboxMessage;
+use ras_domain::ports::Destination;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -40,34 +43,9 @@ pub const INLINE_BODY_LIMIT: usize = 64 * 1024;
 /// relay reports a body over SQS's 1 MiB as oversize, not as undecodable.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// Which FIFO queue a message goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Destination {
-    Events,
-    Notifications,
-}
-
-impl Destination {
-    pub fn for_topic(topic: PublishedTopic) -> Self {
-        if topic.is_notification() {
-            Destination::Notifications
-        } else {
-            Destination::Events
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Destination::Events => "events",
-            Destination::Notifications => "notifications",
-        }
-    }
-}
-
-/// One outbox item, attribute for attribute (but `body`, see the module docs).
+/// One outbox item, attribute for attribute (`body` is `body` or `body_gzip`, see the module
+/// docs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "StoredOutboxItem", try_from = "StoredOutboxItem")]
 pub struct OutboxItem {
     /// Envelope `event_id`; the table key and SQS `MessageDeduplicationId`.
     pub event_id: Uuid,
@@ -89,6 +67,7 @@ pub struct OutboxItem {
     pub sequence: u32,
     pub batch_id: String,
     /// The exact envelope JSON to send.
+    #[serde(flatten, with = "stored_body")]
     pub body: String,
     /// TTL: `created_at` + 30 days, unix seconds.
     pub expires_at: i64,
@@ -96,6 +75,7 @@ pub struct OutboxItem {
     /// of a batch are conditioned on it, so it differs between any two of them: with
     /// `batch_id` it names the commit even when two commits share a `created_at` (same
     /// microsecond, or a fixed clock). `None` on items written without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_version: Option<u64>,
 }
 
@@ -106,7 +86,7 @@ impl OutboxItem {
             event_id: message.event_id,
             topic: message.topic.name().to_string(),
             event_type: message.event_type().to_string(),
-            destination: Destination::for_topic(message.topic),
+            destination: message.destination(),
             ordering_key: message.ordering_key.clone(),
             position: position(&created_at, message.sequence, message.event_id),
             correlation_id: message.correlation_id,
@@ -129,7 +109,7 @@ impl OutboxItem {
     pub fn published_topic(&self) -> Result<PublishedTopic, ItemError> {
         PublishedTopic::from_name(&self.topic).ok_or_else(|| ItemError::Decode {
             what: "outbox",
-            message: format!("unknown topic `{}`", self.topic),
+            message: format!("unknown topic `{}`: no queue to route it to", self.topic),
         })
     }
 
@@ -140,16 +120,17 @@ impl OutboxItem {
         })
     }
 
-    /// The domain message back (what the relay publishes).
-    pub fn to_message(&self) -> Result<OutboxMessage, ItemError> {
+    /// The message back (what the relay publishes): the inverse of
+    /// [`OutboxItem::from_message`]. Consumes the item, so the body is not copied.
+    pub fn into_message(self) -> Result<OutboxMessage, ItemError> {
         Ok(OutboxMessage {
-            event_id: self.event_id,
             topic: self.published_topic()?,
-            ordering_key: self.ordering_key.clone(),
-            correlation_id: self.correlation_id,
             created_at: self.created_timestamp()?,
+            event_id: self.event_id,
+            ordering_key: self.ordering_key,
+            correlation_id: self.correlation_id,
             sequence: self.sequence,
-            body: self.body.clone(),
+            body: self.body,
         })
     }
 
@@ -174,82 +155,63 @@ impl OutboxItem {
     }
 }
 
-/// The stored form of [`OutboxItem`]: exactly one of `body` / `body_gzip` is present.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct StoredOutboxItem {
-    event_id: Uuid,
-    topic: String,
-    event_type: String,
-    destination: Destination,
-    ordering_key: String,
-    position: String,
-    correlation_id: Uuid,
-    created_at: String,
-    created_day: String,
-    sequence: u32,
-    batch_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    body: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    body_gzip: Option<serde_bytes::ByteBuf>,
-    expires_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    commit_version: Option<u64>,
-}
+/// The stored form of a body (`#[serde(flatten, with = "stored_body")]`): exactly one of the
+/// attributes `body` (text, up to [`INLINE_BODY_LIMIT`] bytes) and `body_gzip` (binary, the
+/// longer ones; decompressed to at most [`MAX_BODY_BYTES`]).
+mod stored_body {
+    use super::{gunzip, gzip, INLINE_BODY_LIMIT, MAX_BODY_BYTES};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::ByteBuf;
 
-impl From<OutboxItem> for StoredOutboxItem {
-    fn from(item: OutboxItem) -> Self {
-        let (body, body_gzip) = if item.body.len() > INLINE_BODY_LIMIT {
-            (None, Some(serde_bytes::ByteBuf::from(gzip(&item.body))))
-        } else {
-            (Some(item.body), None)
-        };
-        StoredOutboxItem {
-            event_id: item.event_id,
-            topic: item.topic,
-            event_type: item.event_type,
-            destination: item.destination,
-            ordering_key: item.ordering_key,
-            position: item.position,
-            correlation_id: item.correlation_id,
-            created_at: item.created_at,
-            created_day: item.created_day,
-            sequence: item.sequence,
-            batch_id: item.batch_id,
-            body,
-            body_gzip,
-            expires_at: item.expires_at,
-            commit_version: item.commit_version,
-        }
+    #[derive(Serialize)]
+    struct Written<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body_gzip: Option<ByteBuf>,
     }
-}
 
-impl TryFrom<StoredOutboxItem> for OutboxItem {
-    type Error = String;
+    #[derive(Deserialize)]
+    struct Read {
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        body_gzip: Option<ByteBuf>,
+    }
 
-    fn try_from(stored: StoredOutboxItem) -> Result<Self, Self::Error> {
-        let body = match (stored.body, stored.body_gzip) {
-            (Some(body), None) => body,
-            (None, Some(compressed)) => gunzip(&compressed, MAX_BODY_BYTES)?,
-            (Some(_), Some(_)) => return Err("both `body` and `body_gzip` are present".into()),
-            (None, None) => return Err("missing field `body` (or `body_gzip`)".into()),
+    pub fn serialize<S: Serializer>(body: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        let written = if body.len() > INLINE_BODY_LIMIT {
+            Written {
+                body: None,
+                body_gzip: Some(ByteBuf::from(gzip(body))),
+            }
+        } else {
+            Written {
+                body: Some(body),
+                body_gzip: None,
+            }
         };
-        Ok(OutboxItem {
-            event_id: stored.event_id,
-            topic: stored.topic,
-            event_type: stored.event_type,
-            destination: stored.destination,
-            ordering_key: stored.ordering_key,
-            position: stored.position,
-            correlation_id: stored.correlation_id,
-            created_at: stored.created_at,
-            created_day: stored.created_day,
-            sequence: stored.sequence,
-            batch_id: stored.batch_id,
-            body,
-            expires_at: stored.expires_at,
-            commit_version: stored.commit_version,
-        })
+        written.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        match Read::deserialize(deserializer)? {
+            Read {
+                body: Some(body),
+                body_gzip: None,
+            } => Ok(body),
+            Read {
+                body: None,
+                body_gzip: Some(compressed),
+            } => gunzip(&compressed, MAX_BODY_BYTES).map_err(D::Error::custom),
+            Read { body: Some(_), .. } => {
+                Err(D::Error::custom("both `body` and `body_gzip` are present"))
+            }
+            Read { body: None, .. } => {
+                Err(D::Error::custom("missing field `body` (or `body_gzip`)"))
+            }
+        }
     }
 }
 
@@ -332,7 +294,7 @@ mod tests {
         assert_eq!(item, expected);
         let decoded = OutboxItem::from_item(item).unwrap();
         assert_eq!(decoded, outbox);
-        assert_eq!(decoded.to_message().unwrap(), msg);
+        assert_eq!(decoded.into_message().unwrap(), msg);
     }
 
     #[test]
@@ -359,7 +321,7 @@ mod tests {
         let item = outbox.to_item().unwrap();
         assert_eq!(get_s(&item, "destination"), Some("events"));
         assert_eq!(
-            OutboxItem::from_item(item).unwrap().to_message().unwrap(),
+            OutboxItem::from_item(item).unwrap().into_message().unwrap(),
             msg
         );
     }
@@ -379,7 +341,10 @@ mod tests {
             "topic".into(),
             AttributeValue::S("huleedu.unknown.v1".into()),
         );
-        assert!(OutboxItem::from_item(broken).unwrap().to_message().is_err());
+        assert!(OutboxItem::from_item(broken)
+            .unwrap()
+            .into_message()
+            .is_err());
     }
 
     #[test]
@@ -406,7 +371,7 @@ mod tests {
         );
         let decoded = OutboxItem::from_item(item).unwrap();
         assert_eq!(decoded, outbox);
-        assert_eq!(decoded.to_message().unwrap().body, msg.body);
+        assert_eq!(decoded.into_message().unwrap().body, msg.body);
     }
 
     #[test]
