@@ -115,6 +115,12 @@ def literal_int(value):
     return None
 
 
+def batch_size_ok(event) -> bool:
+    """BatchSize stated, 1..10000 (cfn-lint does not check the SAM events' values)."""
+    size = literal_int(event.get("BatchSize"))
+    return size is not None and 1 <= size <= 10000
+
+
 def truthy(value) -> bool:
     return value is True or value == "true"
 
@@ -218,7 +224,7 @@ class KafkaRecordsNeverSkipped(CloudFormationLintRule):
         "A function's MSK event source: one per function, MaximumRetryAttempts the literal -1 (no parameter "
         "can cap the retries), no DestinationConfig (with one Lambda caps infinite retries at 10 and skips "
         "the records), no MaximumRecordAgeInSeconds (it would skip old records, also the history "
-        "TRIM_HORIZON reads), StartingPosition TRIM_HORIZON, a Stream and ConsumerGroupId, "
+        "TRIM_HORIZON reads), StartingPosition TRIM_HORIZON, a Stream and ConsumerGroupId, BatchSize 1..10000, "
         "ReportBatchItemFailures, and ProvisionedPollerConfig with MinimumPollers >= 1 (partial batch "
         "responses on Kafka need provisioned pollers)."
     )
@@ -242,6 +248,8 @@ class KafkaRecordsNeverSkipped(CloudFormationLintRule):
                     matches.append(RuleMatch(path + ["MaximumRecordAgeInSeconds"], f"{what}: a maximum record age skips records (also the retained history TRIM_HORIZON reads)"))
                 if e.get("StartingPosition") != "TRIM_HORIZON":
                     matches.append(RuleMatch(path, f"{what}: StartingPosition must be TRIM_HORIZON"))
+                if not batch_size_ok(e):
+                    matches.append(RuleMatch(path, f"{what}: BatchSize must be 1..10000"))
                 for key in ("Stream", "ConsumerGroupId"):
                     if key not in e:
                         matches.append(RuleMatch(path, f"{what}: no {key}"))
@@ -261,7 +269,7 @@ class StreamEventSources(CloudFormationLintRule):
     shortdesc = "DynamoDB stream event sources read INSERTs and hand give-ups to a failure queue"
     description = (
         "A function's DynamoDB event source: one per function, Stream !GetAtt <table with a "
-        "StreamSpecification>.StreamArn, StartingPosition TRIM_HORIZON, exactly the filter "
+        "StreamSpecification>.StreamArn, StartingPosition TRIM_HORIZON, BatchSize 1..10000, exactly the filter "
         '{"eventName": ["INSERT"]}, ReportBatchItemFailures, BisectBatchOnFunctionError true, '
         "MaximumRetryAttempts in -1..10000 (for !Ref <parameter>: its Default, MinValue and MaxValue), "
         "MaximumRecordAgeInSeconds 60..86399 (below the stream's 24 h, so a failing range reaches the "
@@ -299,6 +307,8 @@ class StreamEventSources(CloudFormationLintRule):
                     matches.append(RuleMatch(path, f'{what}: FilterCriteria must be the one pattern {{"eventName": ["INSERT"]}}'))
                 if "ReportBatchItemFailures" not in as_list(e.get("FunctionResponseTypes")):
                     matches.append(RuleMatch(path, f"{what}: FunctionResponseTypes must include ReportBatchItemFailures"))
+                if not batch_size_ok(e):
+                    matches.append(RuleMatch(path, f"{what}: BatchSize must be 1..10000"))
                 if not truthy(e.get("BisectBatchOnFunctionError")):
                     matches.append(RuleMatch(path, f"{what}: BisectBatchOnFunctionError must be true"))
                 retries = e.get("MaximumRetryAttempts")

@@ -38,6 +38,8 @@ CASES = [
  ("E9002 record age", "            MaximumRetryAttempts: -1\n", "            MaximumRetryAttempts: -1\n            MaximumRecordAgeInSeconds: 3600\n"),
  ("E9002 LATEST", "            StartingPosition: TRIM_HORIZON\n            ConsumerGroupId", "            StartingPosition: LATEST\n            ConsumerGroupId"),
  ("E9002 no pollers", "            ProvisionedPollerConfig:\n              MinimumPollers: 1\n              MaximumPollers: !Ref KafkaMaximumPollers\n", ""),
+ ("E9002 batch size", "            BatchSize: 100\n            MaximumBatchingWindowInSeconds: 1\n            # Provisioned", "            BatchSize: 20000\n            MaximumBatchingWindowInSeconds: 1\n            # Provisioned"),
+ ("E9003 batch size", "            BatchSize: 100\n            # Fuller", "            BatchSize: 0\n            # Fuller"),
  ("E9003 filter", "'{\"eventName\": [\"INSERT\"]}'", "'{\"eventName\": [\"INSERT\", \"REMOVE\"]}'"),
  ("E9003 no bisect", "            BisectBatchOnFunctionError: true\n", ""),
  ("E9003 record age 24h", "MaximumRecordAgeInSeconds: 82800", "MaximumRecordAgeInSeconds: 86400"),
