@@ -6,13 +6,17 @@
 # 1. creates the project-local virtualenv .venv-sam with aws-sam-cli and cfn-lint at the pinned
 #    versions (first run only, ~1 min; skipped when both are already installed at those versions).
 #    It is separate from .venv (moto) so that the test setup stays small and fast.
-# 2. runs `sam validate`, `sam validate --lint` and `cfn-lint` on the template. All three must
-#    pass; they run even after one fails, so one run shows every finding.
+# 2. runs `sam validate`, `sam validate --lint` and `cfn-lint` on the template, cfn-lint with the
+#    project's own rules (infra/lint/RasTemplateRules.py, E9001-E9006: IAM scoping per function,
+#    Kafka records never skipped, the outbox stream source, table/queue names and kinds, failure
+#    alarms, alarm notifications). All three must pass; they run even after one fails, so one run
+#    shows every finding.
 #
 # Needs: python3 (with venv and pip) and access to PyPI on the first run. No AWS credentials and
 # no other network access: the region is fixed to us-east-1 and the validation is local.
-# What the linters cannot check (event source values, filter patterns, IAM scoping, parity with
-# infra/resources.json) is tested by tests/tests/template_matches_resources.rs.
+# What needs the Rust code or the docs (variables the code reads, the consumed topics, message
+# sizes, API routes, binaries, alarm metrics, runbook lines) is tested by
+# tests/tests/template_matches_code.rs.
 set -euo pipefail
 
 SAM_CLI_VERSION="1.170.0"
@@ -76,7 +80,7 @@ run() {
 
 run "${VENV}/bin/sam" validate --template "${TEMPLATE}" --region us-east-1
 run "${VENV}/bin/sam" validate --lint --template "${TEMPLATE}" --region us-east-1
-run "${VENV}/bin/cfn-lint" --regions us-east-1 -- "${TEMPLATE}"
+run "${VENV}/bin/cfn-lint" --regions us-east-1 --append-rules "${ROOT}/infra/lint" -- "${TEMPLATE}"
 
 if [[ ${status} -eq 0 ]]; then
     echo "lint-template: ${TEMPLATE}: all linters passed"

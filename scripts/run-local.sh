@@ -6,7 +6,7 @@
 # 1. infra/local/setup.sh: project-local virtualenv .venv with moto[server] (pinned; skipped when present)
 # 2. infra/local/start.sh --reset: a local AWS-API server of its own on 127.0.0.1:${RAS_LOCAL_PORT:-4566}
 #    (--port N overrides), state in ${RAS_LOCAL_STATE_DIR:-.local/run-local}, with the tables and
-#    queues of infra/resources.json, empty; stopped again on exit
+#    queues of template.yaml, empty; stopped again on exit
 # 3. infra/local/env.sh: the environment of that server
 # 4. cargo run -p ras-local: the built-in scenario (events/scenarios/demo.json, or --scenario FILE)
 #    through the real ingest handler, the outbox stream through the real relay handler, a

@@ -5,7 +5,7 @@
 #
 # 1. infra/local/setup.sh: project-local virtualenv .venv with moto[server] (pinned; skipped when present)
 # 2. infra/local/start.sh --reset: local AWS-API server on 127.0.0.1:${RAS_LOCAL_PORT:-4566}, with the
-#    tables and queues of infra/resources.json, empty
+#    tables and queues of template.yaml, empty
 # 3. infra/local/env.sh: exports AWS_ENDPOINT_URL, test credentials, region, table names, queue URLs
 # 4. cargo test --workspace --all-targets
 # The server is stopped on exit, whatever happens. The exit code is cargo's.

@@ -1,5 +1,12 @@
 #!/usr/bin/env python3
-"""Create the tables and queues of infra/resources.json on the local AWS-API server (moto).
+"""Create the tables and queues of template.yaml on the local AWS-API server (moto).
+
+template.yaml is the one definition: every AWS::DynamoDB::Table and AWS::SQS::Queue of it is
+created here with its keys, GSIs (projections), stream, TTL and point-in-time recovery, and its
+FIFO attributes, retention, sizes and redrive policy (dead-letter queues first). Names are the
+deployed ones without the stack prefix: `!Sub "${AWS::StackName}-ras-state"` -> ras-state. A
+property this script does not know, a conditional resource or an intrinsic it cannot resolve is
+an error (exit 2), so a template change never silently leaves the local setup behind.
 
 Idempotent: existing tables and queues are left as they are (TTL and point-in-time recovery
 are still switched on when missing). With --reset, all server state is wiped first
@@ -9,8 +16,8 @@ Endpoint: $AWS_ENDPOINT_URL, else http://127.0.0.1:${RAS_LOCAL_PORT:-4566}.
 Credentials are the static test/test pair, region us-east-1.
 
 Writes .local/env: `export NAME=value` lines for the test environment (endpoint, credentials,
-region, and the `env_var` of every table and queue: table names and queue URLs as the server
-reports them). infra/local/env.sh reads it.
+region, and every function environment variable of template.yaml that is `!Ref` of a table or
+queue: the table name / the queue URL as the server reports it). infra/local/env.sh reads it.
 
 Run with the project venv: .venv/bin/python infra/local/create_resources.py [--reset]
 """
@@ -27,20 +34,32 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RESOURCES = ROOT / "infra" / "resources.json"
+DEFAULT_TEMPLATE = ROOT / "template.yaml"
 DEFAULT_ENV_FILE = ROOT / ".local" / "env"
 
 REGION = "us-east-1"
 ACCESS_KEY = "test"
 SECRET_KEY = "test"
 
-KEY_TYPES = {"S", "N", "B"}
-PROJECTIONS = {"ALL", "KEYS_ONLY"}
-STREAM_VIEW_TYPES = {"NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"}
+STACK_PREFIX = "${AWS::StackName}-"
+TABLE = "AWS::DynamoDB::Table"
+QUEUE = "AWS::SQS::Queue"
+FUNCTIONS = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+TABLE_PROPERTIES = {
+    "BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
+    "StreamSpecification", "TimeToLiveSpecification", "PointInTimeRecoverySpecification",
+}
+# Queue properties that are SQS attributes of the same name (CreateQueue takes them as strings).
+QUEUE_ATTRIBUTES = {
+    "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit",
+    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds", "VisibilityTimeout",
+}
 
 
 def log(msg: str) -> None:
@@ -54,54 +73,145 @@ def endpoint_url() -> str:
     return f"http://127.0.0.1:{os.environ.get('RAS_LOCAL_PORT', '4566')}"
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- template
 
 
-class SpecError(ValueError):
+class TemplateError(ValueError):
     pass
 
 
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise SpecError(msg)
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags, read as their long form (`!Ref X` ->
+    {"Ref": "X"}, `!GetAtt X.Arn` -> {"Fn::GetAtt": ["X", "Arn"]}, `!Sub s` -> {"Fn::Sub": s})."""
 
 
-def load_spec(path: Path) -> dict:
-    """Load resources.json and check the parts this script relies on."""
-    spec = json.loads(path.read_text(encoding="utf-8"))
-    _require(set(spec) <= {"tables", "queues"}, f"unknown top-level keys in {path}")
-    names: set[str] = set()
-    for t in spec.get("tables", []):
-        name = t.get("name")
-        _require(isinstance(name, str) and name, f"table without name: {t}")
-        attrs = t.get("attribute_definitions") or {}
-        _require(all(v in KEY_TYPES for v in attrs.values()), f"{name}: bad attribute type")
-        ks = t.get("key_schema") or {}
-        _require(ks.get("partition_key") in attrs, f"{name}: partition key not defined")
-        _require(ks.get("sort_key") is None or ks["sort_key"] in attrs, f"{name}: sort key not defined")
-        for g in t.get("global_secondary_indexes") or []:
-            _require(g.get("partition_key") in attrs, f"{name}.{g.get('name')}: key not defined")
-            _require(g.get("sort_key") is None or g["sort_key"] in attrs,
-                     f"{name}.{g.get('name')}: sort key not defined")
-            _require(g.get("projection", "ALL") in PROJECTIONS, f"{name}.{g.get('name')}: bad projection")
-        svt = t.get("stream_view_type")
-        _require(svt is None or svt in STREAM_VIEW_TYPES, f"{name}: bad stream_view_type")
-        _require(t.get("billing_mode", "PAY_PER_REQUEST") == "PAY_PER_REQUEST",
-                 f"{name}: only PAY_PER_REQUEST is supported")
-        _require(name not in names, f"duplicate name {name}")
-        names.add(name)
-    queue_names = {q.get("name") for q in spec.get("queues", [])}
-    for q in spec.get("queues", []):
-        name = q.get("name")
-        _require(isinstance(name, str) and name, f"queue without name: {q}")
-        fifo = bool(q.get("fifo"))
-        _require(name.endswith(".fifo") == fifo, f"{name}: FIFO queue names end with .fifo (and only they)")
-        dlq = q.get("dead_letter_queue")
+def _intrinsic(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def _intrinsic_of(value) -> tuple[str, object] | None:
+    """(name, argument) of an intrinsic function call in long form, else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref" or key.startswith("Fn::"):
+            return key, arg
+    return None
+
+
+def _name(value, where: str) -> str:
+    """The local name: a plain string, or the part after the stack prefix of
+    `!Sub "${AWS::StackName}-<name>"` (the form the template uses)."""
+    if isinstance(value, str):
+        return value
+    call = _intrinsic_of(value)
+    if call and call[0] == "Fn::Sub" and isinstance(call[1], str) and call[1].startswith(STACK_PREFIX):
+        name = call[1][len(STACK_PREFIX):]
+        if "${" not in name:
+            return name
+    raise TemplateError(f'{where}: the name must be a string or !Sub "{STACK_PREFIX}<name>", got {value!r}')
+
+
+def _literal(value, parameters: dict, where: str):
+    """A property value with `!Ref <parameter>` replaced by the parameter's Default; any other
+    intrinsic is an error."""
+    call = _intrinsic_of(value)
+    if call:
+        fn, arg = call
+        if fn == "Ref" and arg in parameters and "Default" in parameters[arg]:
+            return parameters[arg]["Default"]
+        raise TemplateError(f"{where}: {value!r} cannot be resolved locally")
+    if isinstance(value, dict):
+        return {k: _literal(v, parameters, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(v, parameters, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _attribute(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def load_template(path: Path) -> dict:
+    """The tables, queues and environment variables of the template:
+    {"tables": [{"name", "id", "properties"}], "queues": [{"name", "id", "attributes",
+    "dead_letter_queue", "max_receive_count"}], "env": {variable: logical id}}."""
+    template = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+    resources = template.get("Resources") or {}
+    parameters = template.get("Parameters") or {}
+    spec: dict = {"tables": [], "queues": [], "env": {}}
+    names: dict[str, str] = {}
+    for rid, resource in resources.items():
+        kind = resource.get("Type")
+        if kind not in (TABLE, QUEUE):
+            continue
+        if "Condition" in resource:
+            raise TemplateError(f"{rid}: conditional {kind} resources are not supported locally")
+        props = dict(resource.get("Properties") or {})
+        name_key = "TableName" if kind == TABLE else "QueueName"
+        name = _name(props.pop(name_key, None), f"{rid}.{name_key}")
+        redrive = props.pop("RedrivePolicy", None)
+        props = _literal(props, parameters, rid)
+        if name in names:
+            raise TemplateError(f"{rid}: name {name} is also the name of {names[name]}")
+        names[name] = rid
+        if kind == TABLE:
+            unknown = set(props) - TABLE_PROPERTIES
+            if unknown:
+                raise TemplateError(f"{rid}: properties {sorted(unknown)} are not created locally")
+            if props.get("BillingMode") != "PAY_PER_REQUEST":
+                raise TemplateError(f"{rid}: only BillingMode PAY_PER_REQUEST is supported")
+            spec["tables"].append({"name": name, "id": rid, "properties": props})
+            continue
+        unknown = set(props) - QUEUE_ATTRIBUTES
+        if unknown:
+            raise TemplateError(f"{rid}: properties {sorted(unknown)} are not created locally")
+        queue = {
+            "name": name,
+            "id": rid,
+            "attributes": {k: _attribute(v) for k, v in props.items() if k in QUEUE_ATTRIBUTES},
+            "dead_letter_queue": None,
+            "max_receive_count": None,
+        }
+        if redrive is not None:
+            target = _intrinsic_of(redrive.get("deadLetterTargetArn"))
+            if not (target and target[0] == "Fn::GetAtt" and list(target[1])[1:] == ["Arn"]):
+                raise TemplateError(f"{rid}: RedrivePolicy.deadLetterTargetArn must be !GetAtt <queue>.Arn")
+            queue["dead_letter_queue"] = target[1][0]
+            queue["max_receive_count"] = _literal(redrive.get("maxReceiveCount"), parameters, rid)
+        spec["queues"].append(queue)
+    ids = {r["id"]: r for r in spec["tables"] + spec["queues"]}
+    for q in spec["queues"]:
+        dlq = q["dead_letter_queue"]
         if dlq is not None:
-            _require(dlq in queue_names, f"{name}: dead_letter_queue {dlq} is not defined")
-            _require(isinstance(q.get("max_receive_count"), int), f"{name}: max_receive_count required")
-        _require(name not in names, f"duplicate name {name}")
-        names.add(name)
+            if dlq not in ids or dlq in {t["id"] for t in spec["tables"]}:
+                raise TemplateError(f"{q['id']}: dead-letter queue {dlq} is not a queue of the template")
+            q["dead_letter_queue"] = ids[dlq]["name"]
+
+    environments = [((template.get("Globals") or {}).get("Function") or {}, "Globals.Function")]
+    environments += [(r.get("Properties") or {}, rid) for rid, r in resources.items() if r.get("Type") in FUNCTIONS]
+    for props, where in environments:
+        for var, value in ((props.get("Environment") or {}).get("Variables") or {}).items():
+            call = _intrinsic_of(value)
+            if not (call and call[0] == "Ref" and call[1] in ids):
+                continue
+            if spec["env"].setdefault(var, call[1]) != call[1]:
+                raise TemplateError(f"{where}: {var} is !Ref {call[1]}, elsewhere !Ref {spec['env'][var]}")
+    spec["env"] = {var: ids[rid]["name"] for var, rid in spec["env"].items()}
     return spec
 
 
@@ -129,53 +239,42 @@ def clients(endpoint: str):
 # --------------------------------------------------------------------------- tables
 
 
-def _key_schema(partition_key: str, sort_key: str | None) -> list[dict]:
-    ks = [{"AttributeName": partition_key, "KeyType": "HASH"}]
-    if sort_key:
-        ks.append({"AttributeName": sort_key, "KeyType": "RANGE"})
-    return ks
-
-
 def create_table(ddb, t: dict) -> None:
-    name = t["name"]
+    name, props = t["name"], t["properties"]
     try:
         ddb.describe_table(TableName=name)
         log(f"table {name}: exists")
     except ClientError as e:
         if e.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
+        # The template's properties are CreateTable's parameters of the same names.
         params: dict = {
             "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [
-                {"AttributeName": a, "AttributeType": ty} for a, ty in t["attribute_definitions"].items()
-            ],
-            "KeySchema": _key_schema(t["key_schema"]["partition_key"], t["key_schema"].get("sort_key")),
+            "BillingMode": props["BillingMode"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
         }
-        gsis = t.get("global_secondary_indexes") or []
+        gsis = props.get("GlobalSecondaryIndexes") or []
         if gsis:
-            params["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": g["name"],
-                    "KeySchema": _key_schema(g["partition_key"], g.get("sort_key")),
-                    "Projection": {"ProjectionType": g.get("projection", "ALL")},
-                }
-                for g in gsis
-            ]
-        if t.get("stream_view_type"):
-            params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": t["stream_view_type"]}
+            params["GlobalSecondaryIndexes"] = gsis
+        stream = props.get("StreamSpecification")
+        if stream:
+            params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         ddb.create_table(**params)
         ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-        log(f"table {name}: created ({len(gsis)} GSIs, stream {t.get('stream_view_type') or 'off'})")
+        log(f"table {name}: created ({len(gsis)} GSIs, stream {stream['StreamViewType'] if stream else 'off'})")
 
-    ttl = t.get("ttl_attribute")
-    if ttl:
+    ttl = props.get("TimeToLiveSpecification") or {}
+    if ttl.get("Enabled"):
+        attribute = ttl["AttributeName"]
         current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or current.get("AttributeName") != ttl:
-            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
-            log(f"table {name}: TTL on {ttl}")
+        if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or current.get("AttributeName") != attribute:
+            ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+            )
+            log(f"table {name}: TTL on {attribute}")
 
-    if t.get("point_in_time_recovery"):
+    if (props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled"):
         desc = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         pitr = desc.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
         if pitr != "ENABLED":
@@ -204,17 +303,8 @@ def create_queue(sqs, q: dict, urls: dict[str, str]) -> str:
     if url:
         log(f"queue {name}: exists")
         return url
-    attrs: dict[str, str] = {}
-    if q.get("fifo"):
-        attrs["FifoQueue"] = "true"
-        attrs["ContentBasedDeduplication"] = "true" if q.get("content_based_deduplication") else "false"
-    if q.get("message_retention_seconds") is not None:
-        attrs["MessageRetentionPeriod"] = str(q["message_retention_seconds"])
-    if q.get("visibility_timeout_seconds") is not None:
-        attrs["VisibilityTimeout"] = str(q["visibility_timeout_seconds"])
-    if q.get("maximum_message_size") is not None:
-        attrs["MaximumMessageSize"] = str(q["maximum_message_size"])
-    dlq = q.get("dead_letter_queue")
+    attrs = dict(q["attributes"])
+    dlq = q["dead_letter_queue"]
     if dlq:
         dlq_arn = sqs.get_queue_attributes(QueueUrl=urls[dlq], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         attrs["RedrivePolicy"] = json.dumps(
@@ -230,9 +320,9 @@ def create_queues(sqs, queues: list[dict]) -> dict[str, str]:
     urls: dict[str, str] = {}
     pending = list(queues)
     while pending:
-        ready = [q for q in pending if not q.get("dead_letter_queue") or q["dead_letter_queue"] in urls]
+        ready = [q for q in pending if not q["dead_letter_queue"] or q["dead_letter_queue"] in urls]
         if not ready:
-            raise SpecError(f"dead_letter_queue cycle among {[q['name'] for q in pending]}")
+            raise TemplateError(f"dead-letter queue cycle among {[q['name'] for q in pending]}")
         for q in ready:
             urls[q["name"]] = create_queue(sqs, q, urls)
             pending.remove(q)
@@ -251,12 +341,8 @@ def write_env_file(path: Path, endpoint: str, spec: dict, urls: dict[str, str]) 
         "AWS_DEFAULT_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    for t in spec.get("tables", []):
-        if t.get("env_var"):
-            values[t["env_var"]] = t["name"]
-    for q in spec.get("queues", []):
-        if q.get("env_var"):
-            values[q["env_var"]] = urls[q["name"]]
+    for var, name in sorted(spec["env"].items()):
+        values[var] = urls.get(name, name)  # a queue's URL, a table's name
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     lines = ["# Written by infra/local/create_resources.py; read by infra/local/env.sh."]
@@ -272,19 +358,24 @@ def write_env_file(path: Path, endpoint: str, spec: dict, urls: dict[str, str]) 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reset", action="store_true", help="wipe all server state first (POST /moto-api/reset)")
-    ap.add_argument("--resources", type=Path, default=DEFAULT_RESOURCES, help="resource definition (JSON)")
+    ap.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="the SAM template")
     ap.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE, help="where to write the env file")
+    ap.add_argument("--print", action="store_true", help="print what would be created (JSON) and exit")
     args = ap.parse_args(argv)
 
-    spec = load_spec(args.resources)
+    spec = load_template(args.template)
+    if args.print:
+        json.dump(spec, sys.stdout, indent=2)
+        print()
+        return 0
     endpoint = endpoint_url()
     if args.reset:
         reset_server(endpoint)
     ddb, sqs = clients(endpoint)
     started = time.monotonic()
-    for t in spec.get("tables", []):
+    for t in spec["tables"]:
         create_table(ddb, t)
-    urls = create_queues(sqs, spec.get("queues", []))
+    urls = create_queues(sqs, spec["queues"])
     write_env_file(args.env_file, endpoint, spec, urls)
     log(f"done in {time.monotonic() - started:.1f}s against {endpoint}")
     return 0
@@ -293,6 +384,6 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except SpecError as e:
-        print(f"create_resources: invalid resource definition: {e}", file=sys.stderr)
+    except TemplateError as e:
+        print(f"create_resources: template.yaml: {e}", file=sys.stderr)
         sys.exit(2)

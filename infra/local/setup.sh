@@ -15,6 +15,7 @@ installed_version() {
 from importlib.metadata import version, PackageNotFoundError
 try:
     import boto3  # noqa: F401  (moto pulls it in; make sure it imports)
+    import yaml  # noqa: F401  (PyYAML, from moto[server]: create_resources.py reads template.yaml)
     print(version("moto"))
 except (ImportError, PackageNotFoundError):
     pass

@@ -95,7 +95,7 @@ impl IngestEnv {
     }
 
     /// The tables of the environment (`RAS_STATE_TABLE`, `RAS_OUTBOX_TABLE`: those of
-    /// `infra/resources.json` created by the local setup) and a private queue.
+    /// `template.yaml` created by the local setup) and a private queue.
     pub async fn with_environment_tables() -> Self {
         let aws = LocalAws::connect().await;
         let dlq_url = aws.create_queue("ingest-dlq-test").await;

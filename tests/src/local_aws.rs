@@ -20,7 +20,7 @@ pub fn endpoint_url() -> String {
         Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
         _ => panic!(
             "{ENDPOINT_ENV} is not set. This test talks to the local AWS-API server (moto) with the \
-             tables and queues of infra/resources.json. Run the tests with scripts/test.sh, or start \
+             tables and queues of template.yaml. Run the tests with scripts/test.sh, or start \
              the server yourself: infra/local/setup.sh && infra/local/start.sh && source infra/local/env.sh"
         ),
     }
@@ -201,8 +201,8 @@ impl<S: ras_domain::ports::AggregateStore> ras_domain::ports::AggregateStore
 }
 
 impl LocalAws {
-    /// Tables of this test only, with the keys and GSIs of `infra/resources.json`'s state and
-    /// outbox tables (no stream, TTL or backups: nothing reads them here), named
+    /// Tables of this test only, with the keys and GSIs of `template.yaml`'s state and outbox
+    /// tables (no stream, TTL or backups: nothing reads them here), named
     /// `<name>-t-<8 hex>` (`ras_local::resources::create_tables`). moto copies every table a
     /// transaction touches, item by item, for each of its actions: small private tables keep
     /// commits fast and a heavy test from slowing down the others. Delete them with

@@ -1,7 +1,7 @@
 //! `DynamoStore` against the local AWS-API server, over HTTP through the real SDK.
 //!
 //! Needs `AWS_ENDPOINT_URL` (plus test credentials and region) and the tables of
-//! `infra/resources.json`; `scripts/test.sh` provides all of it. Every test works on its own
+//! `template.yaml`; `scripts/test.sh` provides all of it. Every test works on its own
 //! batches, users and CJ jobs (fresh UUIDs), so tests run concurrently against one server and
 //! repeated runs do not interfere.
 
@@ -50,7 +50,7 @@ async fn store() -> DynamoStore {
     assert!(
         !endpoint.trim().is_empty(),
         "AWS_ENDPOINT_URL is not set. These tests talk to the local AWS-API server (moto) with the \
-         tables of infra/resources.json: run them with scripts/test.sh, which starts the server, \
+         tables of template.yaml: run them with scripts/test.sh, which starts the server, \
          creates the resources and exports the environment."
     );
     DynamoStore::from_env().await

@@ -314,7 +314,7 @@ fn sample_event_files_are_current() {
 /// dead-lettered.
 #[tokio::test]
 async fn sample_events_go_through_the_handler() {
-    // On the tables of the environment (infra/resources.json, created by the local setup).
+    // On the tables of the environment (template.yaml's, created by the local setup).
     let env = IngestEnv::with_environment_tables().await;
     let scope = Scope::new();
     let deps = env.deps();

@@ -8,7 +8,8 @@
 //! * [`stream`] — the outbox table's stream read with the DynamoDB Streams API, wrapped as the
 //!   Lambda DynamoDB stream event.
 //! * [`counter`] — SDK requests counted on the wire.
-//! * [`resources`] — private copies of the tables and queues of `infra/resources.json`.
+//! * [`resources`] — private copies of the tables and queues of `template.yaml`.
+//! * [`template`] — `template.yaml` read: its tables, queues and the functions' variables.
 //! * [`serve`] — the query API over the same tables, and `curl` examples.
 //! * [`summary`] — the report as text.
 
@@ -20,6 +21,7 @@ pub mod scenario;
 pub mod serve;
 pub mod stream;
 pub mod summary;
+pub mod template;
 
 pub use counter::RequestCounter;
 pub use pipeline::{run_pipeline, PipelineConfig, PipelineError, PipelineReport};

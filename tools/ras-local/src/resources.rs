@@ -1,8 +1,9 @@
-//! Private copies of the project's tables and queues (`infra/resources.json`, compiled in), so a
-//! run can share a local AWS-API server with others without seeing their items or messages:
-//! the state and outbox tables (keys, GSIs and — optionally — the stream of the definition) and
-//! the queues that carry an `env_var` (events, notifications, ingest dead letters), named
-//! `<name>-<suffix>` (FIFO queues keep their `.fifo` ending).
+//! Private copies of the project's tables and queues (those of `template.yaml`, compiled in:
+//! [`crate::template`]), so a run can share a local AWS-API server with others without seeing
+//! their items or messages: the state and outbox tables (keys, GSIs and — optionally — the
+//! stream of the template) and the queues a function finds by an environment variable (events,
+//! notifications, ingest dead letters, relay parking), named `<name>-<suffix>` (FIFO queues keep
+//! their `.fifo` ending).
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -11,17 +12,16 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use ras_aws::config::{StoreConfig, DEFAULT_OUTBOX_TABLE, DEFAULT_STATE_TABLE};
 use ras_aws::sqs_publisher::{QueueUrls, EVENTS_QUEUE_URL_ENV, NOTIFICATIONS_QUEUE_URL_ENV};
-use serde_json::Value;
+use serde_yaml::Value;
 
-/// `infra/resources.json`.
-pub const RESOURCES_JSON: &str = include_str!("../../../infra/resources.json");
+use crate::template::{self, TemplateError};
 
 /// The ingest dead-letter queue's variable.
 pub const INGEST_DLQ_URL_ENV: &str = "RAS_INGEST_DLQ_URL";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
-    #[error("infra/resources.json: {0}")]
+    #[error("template.yaml: {0}")]
     Definition(String),
     #[error("{operation} {name}: {message}")]
     Aws {
@@ -29,6 +29,12 @@ pub enum ResourceError {
         name: String,
         message: String,
     },
+}
+
+impl From<TemplateError> for ResourceError {
+    fn from(e: TemplateError) -> Self {
+        ResourceError::Definition(e.0)
+    }
 }
 
 fn aws_error(operation: &'static str, name: &str, err: impl std::error::Error) -> ResourceError {
@@ -39,12 +45,45 @@ fn aws_error(operation: &'static str, name: &str, err: impl std::error::Error) -
     }
 }
 
-fn definition() -> Result<Value, ResourceError> {
-    serde_json::from_str(RESOURCES_JSON).map_err(|e| ResourceError::Definition(e.to_string()))
+/// The entries of a list property (none when absent).
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
-fn section(spec: &Value, name: &str) -> Vec<Value> {
-    spec[name].as_array().cloned().unwrap_or_default()
+/// A plain string property.
+fn text<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str, ResourceError> {
+    match v.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        other => Err(ResourceError::Definition(format!(
+            "{what}: {key} must be a string, got {other:?}"
+        ))),
+    }
+}
+
+/// A `KeySchema` of the template as the SDK's.
+fn key_schema(v: &Value, what: &str) -> Result<Vec<KeySchemaElement>, ResourceError> {
+    list(v, "KeySchema")
+        .iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(text(k, "AttributeName", what)?)
+                .key_type(KeyType::from(text(k, "KeyType", what)?))
+                .build()
+                .map_err(|e| ResourceError::Definition(format!("{what}: {e}")))
+        })
+        .collect()
+}
+
+/// A boolean property, literal (`true`) or quoted (`"true"`).
+fn flag(v: &Value, key: &str) -> bool {
+    match v.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
 }
 
 /// Whether the private tables get the stream of their definition.
@@ -62,79 +101,55 @@ pub async fn create_tables(
     suffix: &str,
     streams: Streams,
 ) -> Result<StoreConfig, ResourceError> {
-    let spec = definition()?;
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(|e| ResourceError::Definition(format!("key {name}: {e}")))
-    };
-    let keys = |pk: &Value, sk: &Value| -> Result<Vec<KeySchemaElement>, ResourceError> {
-        let pk = pk
-            .as_str()
-            .ok_or_else(|| ResourceError::Definition("partition key missing".into()))?;
-        let mut schema = vec![key(pk, KeyType::Hash)?];
-        if let Some(sk) = sk.as_str() {
-            schema.push(key(sk, KeyType::Range)?);
-        }
-        Ok(schema)
-    };
-    let mut state = None;
-    let mut outbox = None;
-    for table in section(&spec, "tables") {
-        let base = table["name"].as_str().unwrap_or_default().to_string();
-        if base != DEFAULT_STATE_TABLE && base != DEFAULT_OUTBOX_TABLE {
-            continue;
-        }
+    let template = template::template()?;
+    let tables = template::named_resources(&template, template::TABLE)?;
+    let mut names = Vec::new();
+    for base in [DEFAULT_STATE_TABLE, DEFAULT_OUTBOX_TABLE] {
+        let table = tables
+            .get(base)
+            .ok_or_else(|| ResourceError::Definition(format!("no table {base}")))?;
+        let p = table.properties;
         let name = format!("{base}-{suffix}");
         let mut request = dynamo
             .create_table()
             .table_name(&name)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_key_schema(Some(keys(
-                &table["key_schema"]["partition_key"],
-                &table["key_schema"]["sort_key"],
-            )?));
-        for (attribute, kind) in table["attribute_definitions"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            let kind = ScalarAttributeType::from(kind.as_str().unwrap_or("S"));
+            .set_key_schema(Some(key_schema(p, base)?));
+        for a in list(p, "AttributeDefinitions") {
             request = request.attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name(attribute)
-                    .attribute_type(kind)
+                    .attribute_name(text(a, "AttributeName", base)?)
+                    .attribute_type(ScalarAttributeType::from(text(a, "AttributeType", base)?))
                     .build()
-                    .map_err(|e| ResourceError::Definition(format!("{attribute}: {e}")))?,
+                    .map_err(|e| ResourceError::Definition(format!("{base}: {e}")))?,
             );
         }
-        for index in table["global_secondary_indexes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let projection = match index["projection"].as_str().unwrap_or("ALL") {
-                "KEYS_ONLY" => ProjectionType::KeysOnly,
-                "INCLUDE" => ProjectionType::Include,
-                _ => ProjectionType::All,
-            };
-            let index_name = index["name"].as_str().unwrap_or_default();
+        for index in list(p, "GlobalSecondaryIndexes") {
+            let index_name = text(index, "IndexName", base)?;
+            let what = format!("{base}.{index_name}");
+            let projection = index
+                .get("Projection")
+                .map(|pr| text(pr, "ProjectionType", &what))
+                .transpose()?
+                .unwrap_or("ALL");
             request = request.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(index_name)
-                    .set_key_schema(Some(keys(&index["partition_key"], &index["sort_key"])?))
-                    .projection(Projection::builder().projection_type(projection).build())
+                    .set_key_schema(Some(key_schema(index, &what)?))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::from(projection))
+                            .build(),
+                    )
                     .build()
-                    .map_err(|e| ResourceError::Definition(format!("{index_name}: {e}")))?,
+                    .map_err(|e| ResourceError::Definition(format!("{what}: {e}")))?,
             );
         }
-        if let (Streams::AsDefined, Some(view)) = (streams, table["stream_view_type"].as_str()) {
+        if let (Streams::AsDefined, Some(stream)) = (streams, p.get("StreamSpecification")) {
             request = request.stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::from(view))
+                    .stream_view_type(StreamViewType::from(text(stream, "StreamViewType", base)?))
                     .build()
                     .map_err(|e| ResourceError::Definition(format!("{base} stream: {e}")))?,
             );
@@ -143,18 +158,11 @@ pub async fn create_tables(
             .send()
             .await
             .map_err(|e| aws_error("CreateTable", &name, e))?;
-        if base == DEFAULT_STATE_TABLE {
-            state = Some(name);
-        } else {
-            outbox = Some(name);
-        }
+        names.push(name);
     }
-    match (state, outbox) {
-        (Some(state), Some(outbox)) => Ok(StoreConfig::new(state, outbox)),
-        _ => Err(ResourceError::Definition(format!(
-            "tables {DEFAULT_STATE_TABLE} and {DEFAULT_OUTBOX_TABLE} must both be defined"
-        ))),
-    }
+    let outbox = names.pop().unwrap_or_default();
+    let state = names.pop().unwrap_or_default();
+    Ok(StoreConfig::new(state, outbox))
 }
 
 pub async fn delete_tables(dynamo: &aws_sdk_dynamodb::Client, tables: &StoreConfig) {
@@ -184,37 +192,34 @@ impl PrivateQueues {
 }
 
 /// Create the events, notifications, ingest dead-letter and relay parking queues as
-/// `<name>-<suffix>`, with
-/// the FIFO settings of their definitions (their redrive policies are left out).
+/// `<name>-<suffix>`, with the FIFO settings and visibility timeout of the template (their
+/// redrive policies are left out).
 pub async fn create_queues(
     sqs: &aws_sdk_sqs::Client,
     suffix: &str,
 ) -> Result<PrivateQueues, ResourceError> {
-    let spec = definition()?;
+    let template = template::template()?;
+    let queues = template::named_resources(&template, template::QUEUE)?;
     let mut urls = std::collections::HashMap::new();
-    for queue in section(&spec, "queues") {
-        let Some(env_var) = queue["env_var"].as_str() else {
-            continue;
+    for (env_var, id) in template::resource_variables(&template)? {
+        let Some(queue) = queues.values().find(|q| q.id == id) else {
+            continue; // a table
         };
-        let base = queue["name"].as_str().unwrap_or_default();
-        let fifo = queue["fifo"].as_bool().unwrap_or(false);
-        let name = match base.strip_suffix(".fifo") {
+        let p = queue.properties;
+        let name = match queue.name.strip_suffix(".fifo") {
             Some(stem) => format!("{stem}-{suffix}.fifo"),
-            None => format!("{base}-{suffix}"),
+            None => format!("{}-{suffix}", queue.name),
         };
         let mut request = sqs.create_queue().queue_name(&name);
-        if fifo {
-            let content_dedup = queue["content_based_deduplication"]
-                .as_bool()
-                .unwrap_or(false);
+        if flag(p, "FifoQueue") {
             request = request
                 .attributes(QueueAttributeName::FifoQueue, "true")
                 .attributes(
                     QueueAttributeName::ContentBasedDeduplication,
-                    content_dedup.to_string(),
+                    flag(p, "ContentBasedDeduplication").to_string(),
                 );
         }
-        if let Some(seconds) = queue["visibility_timeout_seconds"].as_u64() {
+        if let Some(seconds) = p.get("VisibilityTimeout").and_then(Value::as_u64) {
             request =
                 request.attributes(QueueAttributeName::VisibilityTimeout, seconds.to_string());
         }
@@ -228,11 +233,11 @@ pub async fn create_queues(
                 name: name.clone(),
                 message: "no queue URL in the answer".into(),
             })?;
-        urls.insert(env_var.to_string(), url);
+        urls.insert(env_var, url);
     }
     let mut take = |var: &str| {
         urls.remove(var)
-            .ok_or_else(|| ResourceError::Definition(format!("no queue with env_var {var}")))
+            .ok_or_else(|| ResourceError::Definition(format!("no function gets a queue as {var}")))
     };
     Ok(PrivateQueues {
         queues: QueueUrls {

@@ -1,7 +1,7 @@
 //! End to end: the built-in scenario (`events/scenarios/demo.json`) through `run_pipeline` —
 //! the real ingest handler, the outbox stream through the real relay handler, the FIFO queues —
 //! and the query API served over HTTP, on tables and queues of this test only (created from
-//! `infra/resources.json`), so other tests sharing the local AWS-API server change nothing here.
+//! `template.yaml`), so other tests sharing the local AWS-API server change nothing here.
 //!
 //! Needs the local AWS-API server (`scripts/test.sh`, or `infra/local/start.sh && source
 //! infra/local/env.sh`); fails when `AWS_ENDPOINT_URL` is unset.
