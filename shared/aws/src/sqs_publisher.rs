@@ -35,7 +35,7 @@ pub const MAX_BATCH_ENTRIES: usize = 10;
 /// …and at most 1 MiB of payload (bodies and message attributes) per request.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Largest message (body and attributes) the relay sends: the queues' `MaximumMessageSize`,
-/// set explicitly to this value in `template.yaml` and `infra/resources.json` (the attribute
+/// set explicitly to this value in `template.yaml`, which the local setup also reads (the attribute
 /// accepts 1,024 to 1,048,576 bytes; a queue that does not set it keeps the old default of
 /// 262,144 on some creation paths). All parts of a message attribute (name, type, value) count
 /// towards the limit.
