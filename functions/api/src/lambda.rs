@@ -37,10 +37,7 @@ impl InvokeError {
 
 impl From<InvokeError> for Diagnostic {
     fn from(error: InvokeError) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        ras_aws::runtime::diagnostic(error.error_type(), &error)
     }
 }
 

@@ -52,10 +52,7 @@ struct NotAnMskEvent(serde_json::Error);
 
 impl From<NotAnMskEvent> for Diagnostic {
     fn from(error: NotAnMskEvent) -> Diagnostic {
-        Diagnostic {
-            error_type: "Ingest.NotAnMskEvent".to_string(),
-            error_message: error.to_string(),
-        }
+        ras_aws::runtime::diagnostic("Ingest.NotAnMskEvent", &error)
     }
 }
 

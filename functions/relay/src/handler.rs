@@ -57,10 +57,7 @@ impl RelayError {
 /// The failed invocation as the Lambda runtime reports it (`errorType` `Relay.*`).
 impl From<RelayError> for lambda_runtime::Diagnostic {
     fn from(error: RelayError) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        ras_aws::runtime::diagnostic(error.error_type(), &error)
     }
 }
 

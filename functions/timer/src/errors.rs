@@ -29,10 +29,7 @@ impl TimerError {
 
 impl From<TimerError> for Diagnostic {
     fn from(error: TimerError) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        ras_aws::runtime::diagnostic(error.error_type(), &error)
     }
 }
 

@@ -119,10 +119,7 @@ impl ConfigError {
 /// naming the variable): the init error of every function (`crate::runtime::init_failed`).
 impl From<ConfigError> for Diagnostic {
     fn from(error: ConfigError) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        crate::runtime::diagnostic(error.error_type(), &error)
     }
 }
 

@@ -36,6 +36,15 @@ pub fn deadline_of(deadline: SystemTime) -> Option<Instant> {
     deadline_instant(u64::try_from(ms).ok()?)
 }
 
+/// The [`Diagnostic`] of `error` under `error_type`: the body of each function's
+/// `impl From<E> for Diagnostic` (`errorType` = what failed, `errorMessage` = the error's text).
+pub fn diagnostic(error_type: &str, error: &impl fmt::Display) -> Diagnostic {
+    Diagnostic {
+        error_type: error_type.to_string(),
+        error_message: error.to_string(),
+    }
+}
+
 /// An error that stopped a function before its first event, as [`init_failed`] reported it.
 #[derive(Debug)]
 pub struct InitError {
