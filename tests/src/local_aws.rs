@@ -64,7 +64,9 @@ impl LocalAws {
         LocalAws {
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
-            tables: StoreConfig::from_env(),
+            tables: StoreConfig::from_env().unwrap_or_else(|e| {
+                panic!("{e}: source infra/local/env.sh (scripts/test.sh does)")
+            }),
             sdk,
         }
     }

@@ -170,7 +170,8 @@ pub async fn unreachable_store() -> DynamoStore {
         )
         .load()
         .await;
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env())
+    // Nothing is reached: the local setup's table names, whatever the environment says.
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::default())
 }
 
 /// A golden API body (`tests/fixtures/huleedu/api/<file>`), bytes as stored.

@@ -132,6 +132,7 @@ async fn a_rotated_key_is_used_once_the_cache_period_is_over() {
     let config = ApiConfig::from_lookup(|name| match name {
         "RAS_INTERNAL_API_KEY_SSM_PARAMETER" => Some(parameter.clone()),
         "RAS_INTERNAL_API_KEY_CACHE_SECONDS" => Some("1".into()),
+        "RAS_STATE_TABLE" => Some(store.config().state_table.clone()),
         _ => None,
     })
     .expect("config");

@@ -53,7 +53,9 @@ async fn store() -> DynamoStore {
          tables of template.yaml: run them with scripts/test.sh, which starts the server, \
          creates the resources and exports the environment."
     );
-    DynamoStore::from_env().await
+    DynamoStore::from_env()
+        .await
+        .unwrap_or_else(|e| panic!("{e}: source infra/local/env.sh (scripts/test.sh does)"))
 }
 
 /// Identities of one test: its own batch, teacher and CJ job.

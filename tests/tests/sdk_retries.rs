@@ -4,7 +4,6 @@
 //! every request with HTTP 500 (a transient error every SDK retry mode retries), and the HTTP
 //! requests one call makes are counted.
 
-use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -111,12 +110,7 @@ async fn sqs_requests(client: &aws_sdk_sqs::Client, endpoint: &FailingEndpoint) 
 #[tokio::test]
 async fn ingest_clients_make_one_http_attempt_per_call() {
     let endpoint = FailingEndpoint::start();
-    let sdk = endpoint
-        .config(ras_aws::config::sdk_loader(
-            ingest::sdk::retry_config(),
-            ingest::sdk::timeout_config(),
-        ))
-        .await;
+    let sdk = endpoint.config(ingest::sdk::settings().loader()).await;
     assert_eq!(dynamodb_requests(&sdk, &endpoint).await, 1);
     assert_eq!(
         sqs_requests(&aws_sdk_sqs::Client::new(&sdk), &endpoint).await,
@@ -141,18 +135,11 @@ async fn ingest_clients_make_one_http_attempt_per_call() {
 #[tokio::test]
 async fn relay_sqs_client_retries_a_stated_number_of_times() {
     let endpoint = FailingEndpoint::start();
+    // As relay's main builds it: the function's settings, the default SQS timeout.
     let sdk = endpoint
-        .config(ras_aws::config::sdk_loader(
-            RetryConfig::disabled(),
-            TimeoutConfig::builder().build(),
-        ))
+        .config(relay::sdk::settings(relay::config::DEFAULT_SQS_TIMEOUT).loader())
         .await;
-    // As relay's main builds it: the function's retry config on the SQS client.
-    let client = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk)
-            .retry_config(relay::sdk::retry_config())
-            .build(),
-    );
+    let client = aws_sdk_sqs::Client::new(&sdk);
     assert_eq!(
         sqs_requests(&client, &endpoint).await,
         relay::sdk::MAX_ATTEMPTS as usize
@@ -162,12 +149,7 @@ async fn relay_sqs_client_retries_a_stated_number_of_times() {
 #[tokio::test]
 async fn api_clients_retry_a_stated_number_of_times() {
     let endpoint = FailingEndpoint::start();
-    let sdk = endpoint
-        .config(ras_aws::config::sdk_loader(
-            api::sdk::retry_config(),
-            api::sdk::timeout_config(),
-        ))
-        .await;
+    let sdk = endpoint.config(api::sdk::settings().loader()).await;
     assert_eq!(
         dynamodb_requests(&sdk, &endpoint).await,
         api::sdk::DYNAMODB_MAX_ATTEMPTS as usize
@@ -190,12 +172,7 @@ async fn api_clients_retry_a_stated_number_of_times() {
 #[tokio::test]
 async fn timer_client_retries_a_stated_number_of_times() {
     let endpoint = FailingEndpoint::start();
-    let sdk = endpoint
-        .config(ras_aws::config::sdk_loader(
-            timer::sdk::retry_config(),
-            timer::sdk::timeout_config(),
-        ))
-        .await;
+    let sdk = endpoint.config(timer::sdk::settings().loader()).await;
     assert_eq!(
         dynamodb_requests(&sdk, &endpoint).await,
         timer::sdk::MAX_ATTEMPTS as usize

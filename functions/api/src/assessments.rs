@@ -50,7 +50,7 @@ pub struct AssessedEssay {
     #[schema(example = "B")]
     pub letter_grade: String,
     pub confidence_score: f64,
-    #[schema(value_type = crate::openapi::ConfidenceLabel)]
+    #[schema(value_type = ras_domain::contracts::ConfidenceLabel)]
     pub confidence_label: String,
     /// Bradley–Terry log-strength, mean-centred over the job's essays.
     pub bt_score: f64,

@@ -21,7 +21,7 @@
 //!   read is logged as an error). SSM is not asked again for `retry_after`. Without a usable key
 //!   the answer is 503 `{"error": "Service unavailable"}`: nothing is accepted.
 
-use crate::config::{ApiConfig, ConfigError, KeyCachePolicy, KeySource};
+use crate::config::{ApiConfig, ConfigError, KeyCachePolicy, KeySource, API_KEY_SSM_PARAMETER_ENV};
 use crate::errors::ApiError;
 use crate::observe::CorrelationId;
 use axum::extract::{Request, State};
@@ -308,7 +308,13 @@ impl ServiceAuth {
                 cache: Mutex::new(KeyCache::default()),
                 reading: tokio::sync::Mutex::new(()),
             }),
-            (KeySource::SsmParameter(_), None) => return Err(ConfigError::MissingKey),
+            (KeySource::SsmParameter(parameter), None) => {
+                return Err(ConfigError::Invalid {
+                    name: API_KEY_SSM_PARAMETER_ENV,
+                    value: parameter.clone(),
+                    reason: "no SSM client to read it with".into(),
+                })
+            }
         };
         Ok(ServiceAuth {
             expected,

@@ -20,7 +20,7 @@ pub struct BatchStatusResponse {
     pub user_id: String,
     pub assignment_id: Option<String>,
     /// Client status (`BatchClientStatus`), mapped from the internal `BatchStatus`.
-    #[schema(value_type = crate::openapi::BatchClientStatus)]
+    #[schema(value_type = ras_domain::contracts::BatchClientStatus)]
     pub overall_status: String,
     /// `expected_essay_count` of the registration.
     pub essay_count: i64,
@@ -30,7 +30,7 @@ pub struct BatchStatusResponse {
     #[schema(value_type = Option<String>)]
     pub requested_pipeline: Option<String>,
     /// While the batch is processing: the first phase in which an essay is not finished yet.
-    #[schema(value_type = Option<crate::openapi::PhaseName>)]
+    #[schema(value_type = Option<ras_domain::contracts::PhaseName>)]
     pub current_phase: Option<String>,
     /// Attached essays, by essay id.
     pub essays: Vec<EssayResultResponse>,
@@ -55,7 +55,7 @@ pub struct EssayResultResponse {
     pub essay_id: String,
     pub filename: Option<String>,
     pub file_upload_id: Option<String>,
-    #[schema(value_type = Option<crate::openapi::ProcessingStage>)]
+    #[schema(value_type = Option<ras_domain::contracts::ProcessingStage>)]
     pub spellcheck_status: Option<String>,
     /// Corrections of a completed spellcheck; null otherwise.
     pub spellcheck_correction_count: Option<i64>,
@@ -64,7 +64,7 @@ pub struct EssayResultResponse {
     /// `error_info`, which `details.error_info` holds as an object).
     #[schema(value_type = Option<Object>)]
     pub spellcheck_error_detail: Option<Value>,
-    #[schema(value_type = Option<crate::openapi::ProcessingStage>)]
+    #[schema(value_type = Option<ras_domain::contracts::ProcessingStage>)]
     pub cj_assessment_status: Option<String>,
     /// Rank in the latest CJ job (anchors included in the ranking, so ranks may have gaps).
     pub cj_rank: Option<i64>,

@@ -9,9 +9,13 @@
 //! | `ALLOWED_SERVICE_IDS` | `X-Service-ID` values allowed in: JSON list or comma-separated; default `api-gateway-service`, `admin-dashboard-service`, `bff-teacher-service` |
 //! | `ENVIRONMENT` | reported by `/healthz` (default `development`) |
 //! | `RAS_API_LOCAL_ADDR` | serve plain HTTP on this address instead of running as a Lambda function |
+//! | `RAS_STATE_TABLE` | the state table (required; the api reads nothing else) |
 //!
-//! The table names come from `ras_aws::config::StoreConfig` (`RAS_STATE_TABLE`).
+//! A variable missing or malformed is a [`ConfigError`] naming it (`ras_aws::config`, shared
+//! by the four functions): the function stops before its first request.
 
+pub use ras_aws::config::ConfigError;
+use ras_aws::config::{Env, StoreConfig};
 use std::fmt;
 use std::time::Duration;
 
@@ -114,24 +118,19 @@ pub struct ApiConfig {
     pub key_cache: KeyCachePolicy,
     pub allowed_service_ids: Vec<String>,
     pub environment: String,
+    /// The table the routes read (`RAS_STATE_TABLE`; no outbox: [`StoreConfig::reader`]).
+    pub tables: StoreConfig,
 }
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("no internal API key configured: set {API_KEY_ENV} or {API_KEY_SSM_PARAMETER_ENV}")]
-    MissingKey,
-    #[error(
-        "set only one of {API_KEY_ENV} / {LEGACY_API_KEY_ENV} and {API_KEY_SSM_PARAMETER_ENV}"
-    )]
-    ConflictingKeySources,
-    #[error("{ALLOWED_SERVICE_IDS_ENV} is invalid: {0}")]
-    InvalidServiceIds(String),
-    #[error("{name} is invalid: {reason}")]
-    InvalidKeyCache { name: &'static str, reason: String },
-}
+/// The variables of the internal API key, one of which is required.
+const KEY_SOURCES: &[&str] = &[API_KEY_ENV, API_KEY_SSM_PARAMETER_ENV];
+/// Exclusive: a fixed key (or its alias) and an SSM parameter.
+const EXCLUSIVE_KEY_SOURCES: &[&str] =
+    &[API_KEY_ENV, LEGACY_API_KEY_ENV, API_KEY_SSM_PARAMETER_ENV];
 
 impl ApiConfig {
-    /// A configuration with a fixed key and the default allowed services (tests, benchmarks).
+    /// A configuration with a fixed key, the default allowed services and the local table
+    /// names (tests, benchmarks; never from the environment).
     pub fn with_key(key: &str) -> Self {
         ApiConfig {
             key_source: KeySource::Value(Secret::new(key)),
@@ -141,6 +140,7 @@ impl ApiConfig {
                 .map(|s| s.to_string())
                 .collect(),
             environment: "development".to_string(),
+            tables: StoreConfig::default(),
         }
     }
 
@@ -150,27 +150,16 @@ impl ApiConfig {
 
     /// Like [`ApiConfig::from_env`] with an explicit lookup. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let key = get(API_KEY_ENV).or_else(|| get(LEGACY_API_KEY_ENV));
-        let parameter = get(API_KEY_SSM_PARAMETER_ENV).map(|p| p.trim().to_string());
-        let key_source = match (key, parameter) {
-            (Some(_), Some(_)) => return Err(ConfigError::ConflictingKeySources),
+        let env = Env::new(lookup);
+        let key = env.get(API_KEY_ENV).or_else(|| env.get(LEGACY_API_KEY_ENV));
+        let key_source = match (key, env.get(API_KEY_SSM_PARAMETER_ENV)) {
+            (Some(_), Some(_)) => return Err(ConfigError::Conflicting(EXCLUSIVE_KEY_SOURCES)),
             (Some(key), None) => KeySource::Value(Secret::new(key)),
             (None, Some(parameter)) => KeySource::SsmParameter(parameter),
-            (None, None) => return Err(ConfigError::MissingKey),
+            (None, None) => return Err(ConfigError::MissingOneOf(KEY_SOURCES)),
         };
-        let seconds = |name: &'static str, default: u64, min: u64, max: u64| {
-            let Some(text) = get(name) else {
-                return Ok(Duration::from_secs(default));
-            };
-            match text.trim().parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
-                _ => Err(ConfigError::InvalidKeyCache {
-                    name,
-                    reason: format!("`{text}` is not a whole number of seconds in {min}–{max}"),
-                }),
-            }
-        };
+        let seconds =
+            |name, default, min, max| env.number(name, default, min, max).map(Duration::from_secs);
         let key_cache = KeyCachePolicy::new(
             seconds(
                 API_KEY_CACHE_SECONDS_ENV,
@@ -185,8 +174,12 @@ impl ApiConfig {
                 MAX_KEY_MAX_STALE_SECONDS,
             )?,
         );
-        let allowed_service_ids = match get(ALLOWED_SERVICE_IDS_ENV) {
-            Some(text) => parse_service_ids(&text)?,
+        let allowed_service_ids = match env.get(ALLOWED_SERVICE_IDS_ENV) {
+            Some(text) => parse_service_ids(&text).map_err(|reason| ConfigError::Invalid {
+                name: ALLOWED_SERVICE_IDS_ENV,
+                value: text,
+                reason,
+            })?,
             None => DEFAULT_ALLOWED_SERVICE_IDS
                 .iter()
                 .map(|s| s.to_string())
@@ -196,18 +189,19 @@ impl ApiConfig {
             key_source,
             key_cache,
             allowed_service_ids,
-            environment: get(ENVIRONMENT_ENV).unwrap_or_else(|| "development".to_string()),
+            environment: env
+                .get(ENVIRONMENT_ENV)
+                .unwrap_or_else(|| "development".to_string()),
+            tables: env.reader_store()?,
         })
     }
 }
 
-/// A JSON list of strings (the reference's format) or a comma-separated list.
-fn parse_service_ids(text: &str) -> Result<Vec<String>, ConfigError> {
-    let text = text.trim();
+/// A JSON list of strings (the reference's format) or a comma-separated list; `Err` says why not.
+fn parse_service_ids(text: &str) -> Result<Vec<String>, String> {
     let ids: Vec<String> = if text.starts_with('[') {
-        serde_json::from_str::<Vec<String>>(text).map_err(|e| {
-            ConfigError::InvalidServiceIds(format!("not a JSON list of strings: {e}"))
-        })?
+        serde_json::from_str::<Vec<String>>(text)
+            .map_err(|e| format!("not a JSON list of strings: {e}"))?
     } else {
         text.split(',').map(str::to_string).collect()
     };
@@ -217,9 +211,7 @@ fn parse_service_ids(text: &str) -> Result<Vec<String>, ConfigError> {
         .filter(|s| !s.is_empty())
         .collect();
     if ids.is_empty() {
-        return Err(ConfigError::InvalidServiceIds(
-            "no service id listed".into(),
-        ));
+        return Err("no service id listed".into());
     }
     Ok(ids)
 }
@@ -227,13 +219,17 @@ fn parse_service_ids(text: &str) -> Result<Vec<String>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ras_aws::config::STATE_TABLE_ENV;
     use std::collections::HashMap;
 
+    /// `vars` and the state table.
     fn config(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
+        let mut map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry(STATE_TABLE_ENV.to_string())
+            .or_insert_with(|| "stack-ras-state".to_string());
         ApiConfig::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -243,6 +239,7 @@ mod tests {
         assert_eq!(c.key_source, KeySource::Value(Secret::new("k1")));
         assert_eq!(c.allowed_service_ids, DEFAULT_ALLOWED_SERVICE_IDS);
         assert_eq!(c.environment, "development");
+        assert_eq!(c.tables, StoreConfig::reader("stack-ras-state"));
         let c = config(&[(LEGACY_API_KEY_ENV, "k2")]).unwrap();
         assert_eq!(c.key_source, KeySource::Value(Secret::new("k2")));
         let c = config(&[(API_KEY_SSM_PARAMETER_ENV, " /ras/api-key ")]).unwrap();
@@ -251,11 +248,29 @@ mod tests {
 
     #[test]
     fn missing_or_conflicting_key_fails_fast() {
-        assert_eq!(config(&[]), Err(ConfigError::MissingKey));
-        assert_eq!(config(&[(API_KEY_ENV, "  ")]), Err(ConfigError::MissingKey));
+        let missing = config(&[]).unwrap_err();
+        assert_eq!(missing, ConfigError::MissingOneOf(KEY_SOURCES));
         assert_eq!(
-            config(&[(API_KEY_ENV, "k"), (API_KEY_SSM_PARAMETER_ENV, "/p")]),
-            Err(ConfigError::ConflictingKeySources)
+            missing.to_string(),
+            "one of the environment variables RAS_INTERNAL_API_KEY, \
+             RAS_INTERNAL_API_KEY_SSM_PARAMETER is required, none is set"
+        );
+        assert_eq!(config(&[(API_KEY_ENV, "  ")]), Err(missing));
+        for key in [API_KEY_ENV, LEGACY_API_KEY_ENV] {
+            let conflict = config(&[(key, "k"), (API_KEY_SSM_PARAMETER_ENV, "/p")]).unwrap_err();
+            assert_eq!(conflict, ConfigError::Conflicting(EXCLUSIVE_KEY_SOURCES));
+            assert!(conflict.to_string().contains(key), "{conflict}");
+        }
+    }
+
+    #[test]
+    fn the_state_table_is_required_and_named() {
+        let err = ApiConfig::from_lookup(|name| (name == API_KEY_ENV).then(|| "k".to_string()))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::Missing(STATE_TABLE_ENV));
+        assert_eq!(
+            err.to_string(),
+            "environment variable RAS_STATE_TABLE is required but not set"
         );
     }
 
@@ -269,14 +284,15 @@ mod tests {
         assert_eq!(c.allowed_service_ids, ["a", "b"]);
         let c = config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, " a , b,, c ")]).unwrap();
         assert_eq!(c.allowed_service_ids, ["a", "b", "c"]);
-        assert!(matches!(
-            config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, "[1]")]),
-            Err(ConfigError::InvalidServiceIds(_))
-        ));
-        assert!(matches!(
-            config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, "[]")]),
-            Err(ConfigError::InvalidServiceIds(_))
-        ));
+        for bad in ["[1]", "[]"] {
+            assert!(matches!(
+                config(&[(API_KEY_ENV, "k"), (ALLOWED_SERVICE_IDS_ENV, bad)]),
+                Err(ConfigError::Invalid {
+                    name: ALLOWED_SERVICE_IDS_ENV,
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]
@@ -303,13 +319,12 @@ mod tests {
             (API_KEY_MAX_STALE_SECONDS_ENV, "86401"),
             (API_KEY_MAX_STALE_SECONDS_ENV, "soon"),
         ] {
+            let err = config(&[(API_KEY_SSM_PARAMETER_ENV, "/p"), (name, value)]).unwrap_err();
             assert!(
-                matches!(
-                    config(&[(API_KEY_SSM_PARAMETER_ENV, "/p"), (name, value)]),
-                    Err(ConfigError::InvalidKeyCache { .. })
-                ),
-                "{name}={value}"
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
             );
+            assert!(err.to_string().contains(name), "{err}");
         }
     }
 

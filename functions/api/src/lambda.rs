@@ -1,11 +1,16 @@
 //! Invoking the router the way the Lambda runtime does: an API Gateway (HTTP API, payload 2.0)
-//! event → `lambda_http`'s adapter → the router → the API Gateway response. `main` hands the
-//! router to `lambda_http::run`, which uses the same adapter; this entry point lets tests and
-//! tools replay the request files of `events/api/` without the Runtime API.
+//! event → `lambda_http`'s adapter → the router → the API Gateway response. `main` runs
+//! [`handle_event`] on `lambda_runtime`; [`invoke`] lets tests and tools replay the request
+//! files of `events/api/` without the Runtime API.
+//!
+//! An invocation fails only when its event is no HTTP request at all ([`InvokeError`], reported
+//! to the runtime as a `Diagnostic` with an `Api.*` `errorType`); every request, even a
+//! malformed one, gets an HTTP response.
 
 use crate::errors::ApiError;
 use axum::response::IntoResponse as _;
 use axum::Router;
+use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Context, IntoResponse, LambdaEvent, RequestExt, Service, TransformResponse};
 use serde_json::Value;
@@ -15,17 +20,47 @@ use std::panic::AssertUnwindSafe;
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("not an API Gateway / ALB request event: {0}")]
-    InvalidEvent(#[from] serde_json::Error),
+    InvalidEvent(#[source] serde_json::Error),
+    #[error("cannot serialise the response event: {0}")]
+    Response(#[source] serde_json::Error),
+}
+
+impl InvokeError {
+    /// The `errorType` Lambda records for the failed invocation.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InvokeError::InvalidEvent(_) => "Api.InvalidEvent",
+            InvokeError::Response(_) => "Api.InvalidResponse",
+        }
+    }
+}
+
+impl From<InvokeError> for Diagnostic {
+    fn from(error: InvokeError) -> Diagnostic {
+        ras_aws::runtime::diagnostic(error.error_type(), &error)
+    }
+}
+
+/// One invocation of the Lambda runtime: the event as JSON → [`handle`], or
+/// [`InvokeError::InvalidEvent`] when it is not a request event.
+pub async fn handle_event(
+    router: Router,
+    event: LambdaEvent<Value>,
+) -> Result<impl serde::Serialize + Send, InvokeError> {
+    let LambdaEvent { payload, context } = event;
+    let request: LambdaRequest =
+        serde_json::from_value(payload).map_err(InvokeError::InvalidEvent)?;
+    match handle(router, LambdaEvent::new(request, context)).await {
+        Ok(response) => Ok(response),
+        Err(never) => match never {},
+    }
 }
 
 /// Handle one Lambda event (JSON text) and return the response event as JSON.
 pub async fn invoke(router: Router, event: &str) -> Result<Value, InvokeError> {
-    let request: LambdaRequest = serde_json::from_str(event)?;
-    let response = match handle(router, LambdaEvent::new(request, Context::default())).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    Ok(serde_json::to_value(response)?)
+    let event: Value = serde_json::from_str(event).map_err(InvokeError::InvalidEvent)?;
+    let response = handle_event(router, LambdaEvent::new(event, Context::default())).await?;
+    serde_json::to_value(response).map_err(InvokeError::Response)
 }
 
 /// One invocation, as `lambda_http`'s `Adapter` handles it (event → request → router →
@@ -64,4 +99,23 @@ pub async fn handle(
         IntoResponse::into_response(response),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_event_that_is_no_request_fails_with_an_api_error_type() {
+        let error = invoke(Router::new(), "42").await.unwrap_err();
+        let diagnostic = Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, "Api.InvalidEvent");
+        assert!(
+            diagnostic
+                .error_message
+                .starts_with("not an API Gateway / ALB request event: "),
+            "{}",
+            diagnostic.error_message
+        );
+    }
 }

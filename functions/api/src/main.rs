@@ -6,10 +6,10 @@
 
 use api::config::LOCAL_ADDR_ENV;
 use api::{router, ApiConfig, ApiState, KeySource, MetricsSink};
-use ras_aws::config::StoreConfig;
 use ras_aws::dynamo::DynamoStore;
+use ras_aws::runtime::init_failed;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::info;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -51,19 +51,24 @@ async fn main() -> Result<(), Error> {
         return Ok(());
     }
     ras_aws::telemetry::init_tracing();
-    let config =
-        ApiConfig::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
+    let config = match ApiConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => return Err(init_failed("api", err).await.into()),
+    };
 
     // API Gateway gives up after 30 s: fail a stuck DynamoDB call well before that. Explicit
     // SDK retries (standard, 3 attempts within the 10 s operation timeout): the api has no
     // retry loop of its own (api::sdk).
-    let sdk = api::sdk::load_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
+    let sdk = api::sdk::settings().load().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.tables.clone());
     // The key read blocks the request that finds the cached key expired: an unreachable SSM
     // costs it at most ~2 s, after which the stale key (or a 503) answers (api::auth).
     let ssm =
         matches!(config.key_source, KeySource::SsmParameter(_)).then(|| api::sdk::ssm_client(&sdk));
-    let state = ApiState::new(Arc::new(store), &config, ssm, MetricsSink::Stdout)?;
+    let state = match ApiState::new(Arc::new(store), &config, ssm, MetricsSink::Stdout) {
+        Ok(state) => state,
+        Err(err) => return Err(init_failed("api", err).await.into()),
+    };
     let app = router(state);
 
     match mode {
@@ -80,8 +85,9 @@ async fn main() -> Result<(), Error> {
             Ok(())
         }
         _ => {
+            // An event that is no HTTP request fails with `Api.InvalidEvent` (api::lambda).
             lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
-                api::lambda::handle(app.clone(), event)
+                api::lambda::handle_event(app.clone(), event)
             }))
             .await
         }

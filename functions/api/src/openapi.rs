@@ -1,6 +1,9 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and the response types
 //! (utoipa). Served at `/internal/v1/openapi.json` and checked in as `docs/openapi.json`
 //! (regenerate: `cargo run -p api -- --print-openapi > docs/openapi.json`).
+//!
+//! The enum schemas are the domain's own types (`ras_domain::contracts`, feature `openapi`), so
+//! the documented values are the wire values by construction.
 
 use crate::assessments::{
     AssessedEssay, AssessmentDetailResponse, AssessmentSummary, BatchAssessmentsResponse,
@@ -10,75 +13,11 @@ use crate::batch_status::{
 };
 use crate::errors::ErrorBody;
 use crate::routes::{self, HealthChecks, HealthResponse};
-use serde::Serialize;
+use ras_domain::contracts::{
+    BatchClientStatus, BatchStatus, ConfidenceLabel, PhaseName, ProcessingStage,
+};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// `BatchClientStatus`: what `overall_status` reports.
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchClientStatus {
-    PendingContent,
-    Ready,
-    Processing,
-    CompletedSuccessfully,
-    CompletedWithFailures,
-    Failed,
-    Cancelled,
-}
-
-/// Internal `BatchStatus` values (the list route's `status` filter).
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchStatus {
-    AwaitingContentValidation,
-    ContentIngestionFailed,
-    AwaitingPipelineConfiguration,
-    ReadyForPipelineExecution,
-    ProcessingPipelines,
-    AwaitingStudentValidation,
-    StudentValidationCompleted,
-    ValidationTimeoutProcessed,
-    CompletedSuccessfully,
-    CompletedWithFailures,
-    FailedCritically,
-    Cancelled,
-}
-
-/// Per-essay phase status.
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProcessingStage {
-    Pending,
-    Initialized,
-    Processing,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PhaseName {
-    Spellcheck,
-    AiFeedback,
-    CjAssessment,
-    Nlp,
-    StudentMatching,
-}
-
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ConfidenceLabel {
-    High,
-    Mid,
-    Low,
-}
+use utoipa::{Modify, OpenApi};
 
 /// Security schemes: both headers are required together.
 struct InternalAuth;

@@ -112,7 +112,7 @@ pub async fn get_batch_status<R: BatchReader + 'static>(
         ("user_id" = String, Path, description = "Owner (teacher) id"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, default 20"),
         ("offset" = Option<u32>, Query, minimum = 0, description = "Batches to skip, default 0"),
-        ("status" = Option<crate::openapi::BatchStatus>, Query, description = "Only batches with this internal status"),
+        ("status" = Option<ras_domain::contracts::BatchStatus>, Query, description = "Only batches with this internal status"),
     ),
     responses(
         (status = 200, description = "The page (Python `json.dumps` style: `\", \"`/`\": \"` separators, `\\u` escapes)", body = UserBatchesResponse),

@@ -8,6 +8,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use ras_aws::config::SdkSettings;
 use std::time::Duration;
 
 /// SDK attempts per DynamoDB call, the first included.
@@ -43,19 +44,18 @@ pub fn ssm_timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// The SDK configuration of the api's clients (DynamoDB settings; SSM overrides its own).
-pub async fn load_config() -> aws_config::SdkConfig {
-    ras_aws::config::sdk_loader(retry_config(), timeout_config())
-        .load()
-        .await
+/// The settings of the api's DynamoDB client: the SDK configuration `main` loads.
+pub fn settings() -> SdkSettings {
+    SdkSettings::new(retry_config(), timeout_config())
 }
 
-/// The SSM client of the api, from [`load_config`]'s configuration.
+/// The settings of the api's SSM client, applied to the loaded configuration
+/// ([`SdkSettings::apply`]).
+pub fn ssm_settings() -> SdkSettings {
+    SdkSettings::new(ssm_retry_config(), ssm_timeout_config())
+}
+
+/// The SSM client of the api, from the configuration `main` loaded with [`settings`].
 pub fn ssm_client(sdk: &aws_config::SdkConfig) -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::config::Builder::from(sdk)
-            .retry_config(ssm_retry_config())
-            .timeout_config(ssm_timeout_config())
-            .build(),
-    )
+    aws_sdk_ssm::Client::new(&ssm_settings().apply(sdk))
 }

@@ -17,16 +17,13 @@ impl IngestError {
     /// Stable, for `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            IngestError::NotAnMskEvent(_) => "NotAnMskEvent",
+            IngestError::NotAnMskEvent(_) => "Ingest.NotAnMskEvent",
         }
     }
 }
 
 impl From<IngestError> for Diagnostic {
     fn from(error: IngestError) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        ras_aws::runtime::diagnostic(error.error_type(), &error)
     }
 }

@@ -341,7 +341,7 @@ mod tests {
             .await
             .unwrap_err();
         let diagnostic = Diagnostic::from(err);
-        assert_eq!(diagnostic.error_type, "NotAnMskEvent");
+        assert_eq!(diagnostic.error_type, "Ingest.NotAnMskEvent");
         assert!(
             diagnostic.error_message.starts_with("not an MSK event: "),
             "{diagnostic:?}"

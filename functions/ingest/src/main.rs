@@ -13,14 +13,11 @@ async fn main() -> Result<(), Error> {
     ras_aws::telemetry::init_tracing();
     let config = match IngestConfig::from_env() {
         Ok(config) => config,
-        Err(err) => {
-            tracing::error!(error = %err, "invalid configuration");
-            return Err(format!("ingest: invalid configuration: {err}").into());
-        }
+        Err(err) => return Err(ras_aws::runtime::init_failed("ingest", err).await.into()),
     };
     // Explicit SDK retries: none (one HTTP attempt per call); the handler's loop owns
     // transient failures (ingest::sdk, docs/ingest.md "Retries").
-    let sdk = ingest::sdk::load_config().await;
+    let sdk = ingest::sdk::settings().load().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.store.clone());
     let dead_letters = SqsDeadLetterQueue::new(
         aws_sdk_sqs::Client::new(&sdk),

@@ -16,6 +16,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use ras_aws::config::SdkSettings;
 use std::time::Duration;
 
 /// One HTTP attempt per SDK call: the handler's retry loop owns transient failures.
@@ -32,9 +33,7 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// The SDK configuration of ingest's DynamoDB and SQS clients.
-pub async fn load_config() -> aws_config::SdkConfig {
-    ras_aws::config::sdk_loader(retry_config(), timeout_config())
-        .load()
-        .await
+/// The settings of ingest's DynamoDB and SQS clients.
+pub fn settings() -> SdkSettings {
+    SdkSettings::new(retry_config(), timeout_config())
 }

@@ -11,8 +11,10 @@
 //! | `RAS_RELAY_SQS_TIMEOUT_MS` | `5000` | SQS operation timeout (all SDK attempts of one request) |
 
 use crate::breaker::BreakerSettings;
+pub use ras_aws::config::ConfigError;
+use ras_aws::config::Env;
 use ras_aws::parking::PARKED_QUEUE_URL_ENV;
-use ras_aws::sqs_publisher::{QueueConfigError, QueueUrls};
+use ras_aws::sqs_publisher::QueueUrls;
 use std::time::Duration;
 
 pub const BREAKER_FAILURES_ENV: &str = "RAS_RELAY_BREAKER_FAILURES";
@@ -31,70 +33,37 @@ pub struct RelayConfig {
     pub sqs_timeout: Duration,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    Queue(#[from] QueueConfigError),
-    #[error("{name} = `{value}`: expected the URL of a standard (not FIFO) SQS queue")]
-    NotStandardQueue { name: &'static str, value: String },
-    #[error("{name} = `{value}`: expected an integer in {min}..={max}")]
-    OutOfRange {
-        name: &'static str,
-        value: String,
-        min: u64,
-        max: u64,
-    },
-}
-
 impl RelayConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Like [`RelayConfig::from_env`] with an explicit lookup. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let queues = QueueUrls::from_lookup(&lookup)?;
-        let parked_queue_url = lookup(PARKED_QUEUE_URL_ENV)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .ok_or(QueueConfigError::Missing(PARKED_QUEUE_URL_ENV))?;
-        let is_url =
-            parked_queue_url.starts_with("https://") || parked_queue_url.starts_with("http://");
-        if !is_url || parked_queue_url.ends_with(".fifo") {
-            return Err(ConfigError::NotStandardQueue {
+        let env = Env::new(lookup);
+        let queues = QueueUrls::from_config(&env)?;
+        let parked_queue_url = env.queue_url(PARKED_QUEUE_URL_ENV)?;
+        if parked_queue_url.ends_with(".fifo") {
+            return Err(ConfigError::Invalid {
                 name: PARKED_QUEUE_URL_ENV,
                 value: parked_queue_url,
+                reason: "expected the URL of a standard (not FIFO) SQS queue".into(),
             });
         }
-        let int = |name: &'static str, default: u64, min: u64, max: u64| match lookup(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-        {
-            None => Ok(default),
-            Some(value) => value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or(ConfigError::OutOfRange {
-                    name,
-                    value,
-                    min,
-                    max,
-                }),
-        };
         let defaults = BreakerSettings::default();
-        let failures = int(
+        let failures = env.number(
             BREAKER_FAILURES_ENV,
             u64::from(defaults.failure_threshold),
             1,
             1000,
         )?;
-        let open_seconds = int(
+        let open_seconds = env.number(
             BREAKER_OPEN_SECONDS_ENV,
             defaults.open_for.as_secs(),
             1,
             3600,
         )?;
-        let timeout_ms = int(
+        let timeout_ms = env.number(
             SQS_TIMEOUT_MS_ENV,
             DEFAULT_SQS_TIMEOUT.as_millis() as u64,
             100,
@@ -151,16 +120,19 @@ mod tests {
 
     #[test]
     fn the_parking_queue_is_required_and_standard() {
-        assert!(matches!(
-            RelayConfig::from_lookup(lookup(&[(PARKED_QUEUE_URL_ENV, " ")])),
-            Err(ConfigError::Queue(QueueConfigError::Missing(
-                PARKED_QUEUE_URL_ENV
-            )))
-        ));
+        let err = RelayConfig::from_lookup(lookup(&[(PARKED_QUEUE_URL_ENV, " ")])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing(PARKED_QUEUE_URL_ENV));
+        assert!(
+            err.to_string().contains("RAS_RELAY_PARKED_QUEUE_URL"),
+            "{err}"
+        );
         for bad in ["http://h/1/ras-relay-parked.fifo", "ras-relay-parked"] {
             assert!(matches!(
                 RelayConfig::from_lookup(lookup(&[(PARKED_QUEUE_URL_ENV, bad)])),
-                Err(ConfigError::NotStandardQueue { .. })
+                Err(ConfigError::Invalid {
+                    name: PARKED_QUEUE_URL_ENV,
+                    ..
+                })
             ));
         }
     }
@@ -180,14 +152,17 @@ mod tests {
             (BREAKER_OPEN_SECONDS_ENV, "-1"),
             (SQS_TIMEOUT_MS_ENV, "10"),
         ] {
-            assert!(matches!(
-                RelayConfig::from_lookup(lookup(&[(name, bad)])),
-                Err(ConfigError::OutOfRange { .. })
-            ));
+            let err = RelayConfig::from_lookup(lookup(&[(name, bad)])).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
         }
-        assert!(matches!(
-            RelayConfig::from_lookup(lookup(&[("RAS_EVENTS_QUEUE_URL", "")])),
-            Err(ConfigError::Queue(QueueConfigError::Missing(_)))
-        ));
+        for name in ["RAS_EVENTS_QUEUE_URL", "RAS_NOTIFICATIONS_QUEUE_URL"] {
+            let err = RelayConfig::from_lookup(lookup(&[(name, "")])).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(name));
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

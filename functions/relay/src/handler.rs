@@ -45,6 +45,22 @@ pub enum RelayError {
     MissingSequenceNumber { position: usize },
 }
 
+impl RelayError {
+    /// The `errorType` Lambda records for a failed invocation.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RelayError::MissingSequenceNumber { .. } => "Relay.MissingSequenceNumber",
+        }
+    }
+}
+
+/// The failed invocation as the Lambda runtime reports it (`errorType` `Relay.*`).
+impl From<RelayError> for lambda_runtime::Diagnostic {
+    fn from(error: RelayError) -> Self {
+        ras_aws::runtime::diagnostic(error.error_type(), &error)
+    }
+}
+
 /// What one invocation did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RelayOutcome {
@@ -262,5 +278,21 @@ impl<P: MessagePublisher, C: Clock, K: MessageParking> Relay<P, C, K> {
             "relayed stream batch"
         );
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_invocation_has_a_relay_error_type() {
+        let diagnostic =
+            lambda_runtime::Diagnostic::from(RelayError::MissingSequenceNumber { position: 3 });
+        assert_eq!(diagnostic.error_type, "Relay.MissingSequenceNumber");
+        assert_eq!(
+            diagnostic.error_message,
+            "record 3 of the batch is unsent and has no SequenceNumber to report"
+        );
     }
 }

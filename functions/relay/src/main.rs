@@ -2,7 +2,6 @@
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use ras_aws::parking::SqsParking;
 use ras_aws::sqs_publisher::SqsPublisher;
@@ -10,7 +9,7 @@ use ras_aws::telemetry;
 use relay::breaker::CircuitBreaker;
 use relay::clock::SystemClock;
 use relay::config::RelayConfig;
-use relay::Relay;
+use relay::{Relay, RelayError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,22 +19,14 @@ const DEADLINE_SPARE: Duration = Duration::from_millis(500);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_tracing();
-    let config = RelayConfig::from_env().map_err(|e| {
-        tracing::error!(error = %e, "invalid relay configuration");
-        e
-    })?;
-    let sdk = ras_aws::config::load_sdk_config().await;
+    let config = match RelayConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => return Err(ras_aws::runtime::init_failed("relay", err).await.into()),
+    };
     // Explicit SDK retries (standard, 3 attempts) inside the operation timeout: the relay has
     // no request retry loop of its own; Lambda redelivers what is handed back (relay::sdk).
-    let sqs_config = aws_sdk_sqs::config::Builder::from(&sdk)
-        .retry_config(relay::sdk::retry_config())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(config.sqs_timeout)
-                .build(),
-        )
-        .build();
-    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config);
+    let sdk = relay::sdk::settings(config.sqs_timeout).load().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let publisher = SqsPublisher::new(sqs.clone(), config.queues.clone());
     let parking = SqsParking::new(sqs, config.parked_queue_url.clone());
     // One breaker per sandbox: it outlives invocations, it never holds messages.
@@ -55,9 +46,10 @@ async fn main() -> Result<(), Error> {
         let relay = Arc::clone(&relay);
         async move {
             let deadline = request_deadline(event.context.deadline, margin);
+            // A failure is reported with a `Relay.*` errorType (RelayError → Diagnostic).
             let outcome = relay.handle_event(event.payload, deadline).await?;
             outcome.metrics().flush();
-            Ok::<DynamoDbEventResponse, Error>(outcome.response)
+            Ok::<DynamoDbEventResponse, RelayError>(outcome.response)
         }
     }))
     .await

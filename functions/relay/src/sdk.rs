@@ -12,6 +12,9 @@
 //! * a message SQS refuses for good is parked, never retried.
 
 use aws_sdk_sqs::config::retry::RetryConfig;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
+use ras_aws::config::SdkSettings;
+use std::time::Duration;
 
 /// SDK attempts per SQS request, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -19,4 +22,17 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// The SDK's standard mode with [`MAX_ATTEMPTS`] attempts, stated explicitly.
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+/// The operation timeout `sqs_timeout` (`RAS_RELAY_SQS_TIMEOUT_MS`: all SDK attempts of one
+/// request), nothing else.
+pub fn timeout_config(sqs_timeout: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_timeout(sqs_timeout)
+        .build()
+}
+
+/// The settings of the relay's SQS client.
+pub fn settings(sqs_timeout: Duration) -> SdkSettings {
+    SdkSettings::new(retry_config(), timeout_config(sqs_timeout))
 }

@@ -6,10 +6,14 @@
 //!   facts since before `now − grace`, then [`ras_domain::service::emit_overdue`] for each (the
 //!   same single transaction as ingest: marker + version-conditioned root + outbox items).
 //! * [`config`] — configuration from the environment.
+//! * [`errors`] — a failed run as the Lambda runtime reports it.
 //! * [`sdk`] — the DynamoDB client's retry and timeout settings.
 
 pub mod config;
+pub mod errors;
 pub mod sdk;
+
+pub use errors::TimerError;
 
 use ras_aws::telemetry::{MetricSet, Unit};
 use ras_domain::contracts::Timestamp;

@@ -13,14 +13,11 @@ async fn main() -> Result<(), Error> {
     ras_aws::telemetry::init_tracing();
     let config = match TimerConfig::from_env() {
         Ok(config) => config,
-        Err(err) => {
-            tracing::error!(error = %err, "invalid configuration");
-            return Err(format!("timer: invalid configuration: {err}").into());
-        }
+        Err(err) => return Err(ras_aws::runtime::init_failed("timer", err).await.into()),
     };
     // Explicit SDK retries (standard, 3 attempts): the timer has no retry loop of its own and
     // the next run retries what failed (timer::sdk).
-    let sdk = timer::sdk::load_config().await;
+    let sdk = timer::sdk::settings().load().await;
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         config.store.clone(),
@@ -43,22 +40,12 @@ async fn main() -> Result<(), Error> {
                 &settings,
                 deadline,
             )
-            .await?;
+            .await
+            .map_err(timer::TimerError::from)?; // `Timer.Index*`
             report.metrics().flush();
-            if report.failed.is_empty() {
-                Ok(serde_json::json!({
-                    "overdue": report.overdue,
-                    "emitted": report.emitted.len(),
-                    "deferred": report.deferred,
-                }))
-            } else {
-                // Reported as a function error (the Errors alarm); the next run retries them.
-                Err(Error::from(format!(
-                    "{} overdue batches failed: {:?}",
-                    report.failed.len(),
-                    report.failed
-                )))
-            }
+            // Failed batches are a function error (the Errors alarm), `Timer.BatchesFailed`;
+            // the next run retries them.
+            report.into_response()
         }
     }))
     .await

@@ -8,6 +8,7 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use ras_aws::config::SdkSettings;
 use std::time::Duration;
 
 /// SDK attempts per DynamoDB call, the first included.
@@ -27,9 +28,7 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// The SDK configuration of the timer's DynamoDB client.
-pub async fn load_config() -> aws_config::SdkConfig {
-    ras_aws::config::sdk_loader(retry_config(), timeout_config())
-        .load()
-        .await
+/// The settings of the timer's DynamoDB client.
+pub fn settings() -> SdkSettings {
+    SdkSettings::new(retry_config(), timeout_config())
 }

@@ -21,6 +21,7 @@
 //! classified into [`PublishError`]: throttling, 5xx, timeouts and connection failures are
 //! transient; everything else is permanent.
 
+use crate::config::{ConfigError, Env};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -74,38 +75,34 @@ pub struct QueueUrls {
     pub notifications: String,
 }
 
-/// A queue configuration that cannot work.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QueueConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{name} = `{value}` is not a FIFO queue URL (http(s)://…/<name>.fifo)")]
-    NotFifoUrl { name: &'static str, value: String },
-}
-
 impl QueueUrls {
     /// `RAS_EVENTS_QUEUE_URL` and `RAS_NOTIFICATIONS_QUEUE_URL`, both required.
-    pub fn from_env() -> Result<Self, QueueConfigError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Like [`QueueUrls::from_env`] with an explicit lookup. Both must be FIFO queue URLs:
     /// `MessageGroupId` and deduplication ids exist only there.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, QueueConfigError> {
-        let get = |name: &'static str| -> Result<String, QueueConfigError> {
-            let value = lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .ok_or(QueueConfigError::Missing(name))?;
-            let is_url = value.starts_with("https://") || value.starts_with("http://");
-            if !is_url || !value.ends_with(".fifo") {
-                return Err(QueueConfigError::NotFifoUrl { name, value });
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_config(&Env::new(lookup))
+    }
+
+    /// The two queue URLs from `env`.
+    pub fn from_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let fifo = |name: &'static str| -> Result<String, ConfigError> {
+            let value = env.queue_url(name)?;
+            if !value.ends_with(".fifo") {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value,
+                    reason: "not a FIFO queue URL (http(s)://…/<name>.fifo)".into(),
+                });
             }
             Ok(value)
         };
         Ok(QueueUrls {
-            events: get(EVENTS_QUEUE_URL_ENV)?,
-            notifications: get(NOTIFICATIONS_QUEUE_URL_ENV)?,
+            events: fifo(EVENTS_QUEUE_URL_ENV)?,
+            notifications: fifo(NOTIFICATIONS_QUEUE_URL_ENV)?,
         })
     }
 
@@ -233,7 +230,7 @@ impl SqsPublisher {
 
     /// Client from the environment (region, credentials, `AWS_ENDPOINT_URL`) and the queue
     /// URLs of `RAS_EVENTS_QUEUE_URL` / `RAS_NOTIFICATIONS_QUEUE_URL`.
-    pub async fn from_env() -> Result<Self, QueueConfigError> {
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let queues = QueueUrls::from_env()?;
         let sdk = crate::config::load_sdk_config().await;
         Ok(SqsPublisher::new(Client::new(&sdk), queues))
@@ -521,13 +518,19 @@ mod tests {
         assert_eq!(ok.url(Destination::Notifications), "https://sqs/1/n.fifo");
         assert_eq!(
             QueueUrls::from_lookup(|_| None),
-            Err(QueueConfigError::Missing(EVENTS_QUEUE_URL_ENV))
+            Err(ConfigError::Missing(EVENTS_QUEUE_URL_ENV))
         );
         let standard = QueueUrls::from_lookup(|name| match name {
             EVENTS_QUEUE_URL_ENV => Some("http://h:1/123/ras-events".into()),
             _ => Some("http://h:1/123/n.fifo".into()),
         });
-        assert!(matches!(standard, Err(QueueConfigError::NotFifoUrl { .. })));
+        assert!(matches!(
+            standard,
+            Err(ConfigError::Invalid {
+                name: EVENTS_QUEUE_URL_ENV,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use ingest::handler::{process_event, Deps, Disposition, HandlerSettings};
-use ras_aws::config::StoreConfig;
+use ras_aws::config::{process_env, ConfigError, StoreConfig};
 use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
 use ras_aws::parking::{SqsParking, PARKED_QUEUE_URL_ENV};
@@ -172,27 +172,15 @@ impl PipelineConfig {
     /// `RAS_INGEST_DLQ_URL`) and the local SDK configuration.
     pub async fn from_env(scenario: Scenario) -> Result<Self, PipelineError> {
         let sdk = local_sdk_config().await?;
-        let queues = QueueUrls::from_env()
-            .map_err(|e| PipelineError::Config(format!("{e} (source infra/local/env.sh first)")))?;
-        let dead_letters = std::env::var(INGEST_DLQ_URL_ENV)
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                PipelineError::Config(format!(
-                    "{INGEST_DLQ_URL_ENV} is not set (source infra/local/env.sh first)"
-                ))
-            })?;
-        let mut config = Self::new(
-            sdk,
-            StoreConfig::from_env(),
-            queues,
-            dead_letters.trim().to_string(),
-            scenario,
-        );
-        config.parked_queue = std::env::var(PARKED_QUEUE_URL_ENV)
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty());
+        let env = process_env();
+        let config_error = |e: ConfigError| {
+            PipelineError::Config(format!("{e} (source infra/local/env.sh first)"))
+        };
+        let queues = QueueUrls::from_config(&env).map_err(config_error)?;
+        let dead_letters = env.required(INGEST_DLQ_URL_ENV).map_err(config_error)?;
+        let tables = env.store().map_err(config_error)?;
+        let mut config = Self::new(sdk, tables, queues, dead_letters, scenario);
+        config.parked_queue = env.get(PARKED_QUEUE_URL_ENV);
         Ok(config)
     }
 }

@@ -12,7 +12,7 @@
 //! or configuration, 3 when AWS could not be reached.
 
 use clap::{Args, Parser, Subcommand};
-use ras_aws::config::{load_sdk_config, StoreConfig};
+use ras_aws::config::{load_sdk_config, process_env, StoreConfig};
 use ras_aws::dynamo::DynamoStore;
 use ras_aws::parking::PARKED_QUEUE_URL_ENV;
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
@@ -124,8 +124,7 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
         Command::Republish(args) if args.parked => {
             let url = queue_url(args.queue_url, PARKED_QUEUE_URL_ENV)?;
             let queues = QueueUrls::from_env().map_err(|e| OpsError::Config(e.to_string()))?;
-            let store =
-                DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
+            let store = store(&sdk)?;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let publisher = SqsPublisher::new(sqs.clone(), queues);
             let options = ParkedOptions {
@@ -145,8 +144,7 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
                 _ => Selection::EventIds(args.event_id),
             };
             let queues = QueueUrls::from_env().map_err(|e| OpsError::Config(e.to_string()))?;
-            let store =
-                DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
+            let store = store(&sdk)?;
             let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queues);
             let (items, not_found) = select(&store, &selection).await?;
             let report = republish(&publisher, &items, not_found, args.dry_run).await;
@@ -155,8 +153,7 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
         }
         Command::RedriveDlq(args) => {
             let url = queue_url(args.queue_url, INGEST_DLQ_URL_ENV)?;
-            let store =
-                DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), StoreConfig::from_env());
+            let store = store(&sdk)?;
             let options = RedriveOptions {
                 max: args.max as usize,
                 dry_run: args.dry_run,
@@ -170,11 +167,17 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
 }
 
 /// `--queue-url`, else the environment variable `env`.
-fn queue_url(arg: Option<String>, env: &str) -> Result<String, OpsError> {
-    arg.or_else(|| std::env::var(env).ok())
-        .map(|u| u.trim().to_string())
+fn queue_url(arg: Option<String>, env: &'static str) -> Result<String, OpsError> {
+    arg.map(|u| u.trim().to_string())
         .filter(|u| !u.is_empty())
+        .or_else(|| process_env().get(env))
         .ok_or_else(|| OpsError::Config(format!("no queue: pass --queue-url or set {env}")))
+}
+
+/// The store over `RAS_STATE_TABLE` / `RAS_OUTBOX_TABLE` (both required).
+fn store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, OpsError> {
+    let tables = StoreConfig::from_env().map_err(|e| OpsError::Config(e.to_string()))?;
+    Ok(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables))
 }
 
 fn print_json<T: serde::Serialize>(report: &T) {

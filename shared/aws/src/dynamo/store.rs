@@ -34,10 +34,12 @@ impl DynamoStore {
         DynamoStore { client, config }
     }
 
-    /// Client and table names from the environment (see [`crate::config`]).
-    pub async fn from_env() -> Self {
+    /// Client and table names from the environment (see [`crate::config`]; both table names
+    /// are required).
+    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let tables = StoreConfig::from_env()?;
         let sdk = load_sdk_config().await;
-        DynamoStore::new(Client::new(&sdk), StoreConfig::from_env())
+        Ok(DynamoStore::new(Client::new(&sdk), tables))
     }
 
     pub fn client(&self) -> &Client {

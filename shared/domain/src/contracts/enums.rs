@@ -1,11 +1,17 @@
 //! HuleEdu enums as they appear on the wire (`common_core.status_enums`, `domain_enums`,
 //! `websocket_enums`, `pipeline_models`). Unknown values are rejected, as pydantic does.
+//!
+//! With the feature `openapi`, the enums the query API documents derive utoipa's `ToSchema`
+//! (a string enum of their wire values); the descriptions are the API document's.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// `$wire` is a `tt`, not a `literal`: a `literal` fragment reaches derive macros wrapped in an
+/// invisible group, which utoipa's `ToSchema` (feature `openapi`) does not read as the
+/// variant's `serde(rename)`, documenting the Rust names instead of the wire values.
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum $name {
@@ -34,6 +40,11 @@ macro_rules! wire_enum {
 
 wire_enum!(
     /// Batch lifecycle (`common_core.status_enums.BatchStatus`, 12 values).
+    #[cfg_attr(
+        feature = "openapi",
+        derive(utoipa::ToSchema),
+        schema(description = "Internal `BatchStatus` values (the list route's `status` filter).")
+    )]
     BatchStatus {
         AwaitingContentValidation => "awaiting_content_validation",
         ContentIngestionFailed => "content_ingestion_failed",
@@ -62,24 +73,49 @@ impl BatchStatus {
         )
     }
 
-    /// The status reported to API clients (`BatchClientStatus`, reference §8.4).
-    pub fn client_status(&self) -> &'static str {
+    /// The status reported to API clients (reference §8.4).
+    pub fn client(&self) -> BatchClientStatus {
         match self {
             BatchStatus::AwaitingContentValidation | BatchStatus::AwaitingPipelineConfiguration => {
-                "pending_content"
+                BatchClientStatus::PendingContent
             }
-            BatchStatus::ReadyForPipelineExecution => "ready",
+            BatchStatus::ReadyForPipelineExecution => BatchClientStatus::Ready,
             BatchStatus::ProcessingPipelines
             | BatchStatus::AwaitingStudentValidation
             | BatchStatus::ValidationTimeoutProcessed
-            | BatchStatus::StudentValidationCompleted => "processing",
-            BatchStatus::CompletedSuccessfully => "completed_successfully",
-            BatchStatus::CompletedWithFailures => "completed_with_failures",
-            BatchStatus::ContentIngestionFailed | BatchStatus::FailedCritically => "failed",
-            BatchStatus::Cancelled => "cancelled",
+            | BatchStatus::StudentValidationCompleted => BatchClientStatus::Processing,
+            BatchStatus::CompletedSuccessfully => BatchClientStatus::CompletedSuccessfully,
+            BatchStatus::CompletedWithFailures => BatchClientStatus::CompletedWithFailures,
+            BatchStatus::ContentIngestionFailed | BatchStatus::FailedCritically => {
+                BatchClientStatus::Failed
+            }
+            BatchStatus::Cancelled => BatchClientStatus::Cancelled,
         }
     }
+
+    /// [`BatchStatus::client`] as its wire text.
+    pub fn client_status(&self) -> &'static str {
+        self.client().as_str()
+    }
 }
+
+wire_enum!(
+    /// `BatchClientStatus`: the coarse status API clients see (reference §8.4).
+    #[cfg_attr(
+        feature = "openapi",
+        derive(utoipa::ToSchema),
+        schema(description = "`BatchClientStatus`: what `overall_status` reports.")
+    )]
+    BatchClientStatus {
+        PendingContent => "pending_content",
+        Ready => "ready",
+        Processing => "processing",
+        CompletedSuccessfully => "completed_successfully",
+        CompletedWithFailures => "completed_with_failures",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
 
 wire_enum!(
     /// Fine-grained essay status (`common_core.status_enums.EssayStatus`).
@@ -120,6 +156,11 @@ wire_enum!(
 
 wire_enum!(
     /// `ProcessingStage`: per-essay phase status as stored and served.
+    #[cfg_attr(
+        feature = "openapi",
+        derive(utoipa::ToSchema),
+        schema(description = "Per-essay phase status.")
+    )]
     ProcessingStage {
         Pending => "pending",
         Initialized => "initialized",
@@ -141,6 +182,7 @@ impl ProcessingStage {
 
 wire_enum!(
     /// Pipeline phases, in the order HuleEdu pipelines run them.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     PhaseName {
         Spellcheck => "spellcheck",
         AiFeedback => "ai_feedback",
@@ -180,6 +222,7 @@ wire_enum!(
 );
 
 wire_enum!(
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     ConfidenceLabel {
         High => "HIGH",
         Mid => "MID",
