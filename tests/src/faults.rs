@@ -622,31 +622,6 @@ impl<D: DeadLetterSink> FlakyDeadLetters<D> {
     }
 }
 
-/// A sink that keeps letters in memory (for tests that do not look at SQS).
-#[derive(Default)]
-pub struct MemoryDeadLetters {
-    letters: Mutex<Vec<DeadLetter>>,
-}
-
-impl MemoryDeadLetters {
-    pub fn letters(&self) -> Vec<DeadLetter> {
-        self.letters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-impl DeadLetterSink for MemoryDeadLetters {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        self.letters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(letter.clone());
-        Ok(())
-    }
-}
-
 /// Wraps a [`MessagePublisher`] and draws a fault for every `send_batch` from a [`Chaos`]
 /// injector: the whole request fails (nothing sent), times out (sent or not), is sent but its
 /// response lost, or some entries fail (the others are sent). Every request is counted.

@@ -7,12 +7,13 @@ use ingest::retry::RetryPolicy;
 use ingest::{Deps, HandlerSettings};
 use ras_domain::testing::events::{self as ev, at_minute};
 use ras_domain::testing::InMemoryStore;
+use ras_domain::testing::MemoryDeadLetters;
 use ras_tests::event_source::{
     deployed_ingest_source_config, deployed_relay_source_config, kafka_outcome, stream_outcome,
     Batch, EventSource, EventSourceConfig, GiveUp, OnFailure, Outcome, SourceKind, SourceRecord,
     STREAM_RETENTION,
 };
-use ras_tests::faults::{FlakyStore, MemoryDeadLetters};
+use ras_tests::faults::FlakyStore;
 use ras_tests::ingest_support::fixed_clock;
 use ras_tests::msk::{msk_event, MskRecord};
 use std::time::Duration;

@@ -21,17 +21,12 @@ use ras_domain::contracts::{decode_record, Timestamp};
 use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::Plan;
-use ras_domain::ports::{
-    AggregateStore, CommitOutcome, DeadLetter, DeadLetterSink, IdempotencyMarker, PublishError,
-    StoreError,
-};
 use ras_domain::rules::{self, RecordContext};
 use ras_domain::service::{process_record, ConsumedRecord};
 use ras_domain::testing::events as ev;
-use ras_domain::testing::{block_on, InMemoryStore};
+use ras_domain::testing::{block_on, InMemoryStore, MemoryDeadLetters, RecordingStore};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const TOPICS: [&str; 6] = [
@@ -151,40 +146,6 @@ fn bench_batch_size(c: &mut Criterion) {
     group.finish();
 }
 
-/// Counts the store calls (a DynamoDB `Query` per load, a `TransactWriteItems` per commit).
-struct Counting<S> {
-    inner: S,
-    loads: AtomicU64,
-    commits: AtomicU64,
-}
-
-impl<S: AggregateStore> AggregateStore for Counting<S> {
-    async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
-        self.loads.fetch_add(1, Ordering::Relaxed);
-        self.inner.load(batch_id).await
-    }
-
-    async fn commit(
-        &self,
-        marker: &IdempotencyMarker,
-        plan: &Plan,
-    ) -> Result<CommitOutcome, StoreError> {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.inner.commit(marker, plan).await
-    }
-}
-
-struct NoDeadLetters;
-
-impl DeadLetterSink for NoDeadLetters {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        Err(PublishError::Permanent {
-            kind: "unexpected",
-            message: format!("{}: {}", letter.error_kind, letter.error_message),
-        })
-    }
-}
-
 const BATCH: &str = "bench-batch";
 const ESSAYS: usize = 50;
 
@@ -192,7 +153,9 @@ fn essay(i: usize) -> String {
     format!("essay-{i:03}")
 }
 
-fn registered_store() -> Counting<InMemoryStore> {
+/// A registered batch of [`ESSAYS`] essays in the in-memory store, which counts the store calls
+/// (a DynamoDB `Query` per load, a `TransactWriteItems` per commit).
+fn registered_store() -> RecordingStore {
     let store = InMemoryStore::new();
     let essays: Vec<String> = (0..ESSAYS).map(essay).collect();
     let ids: Vec<&str> = essays.iter().map(String::as_str).collect();
@@ -209,11 +172,7 @@ fn registered_store() -> Counting<InMemoryStore> {
         record_time: now(),
     };
     block_on(process_record(&store, record, now())).expect("registration applies");
-    Counting {
-        inner: store,
-        loads: AtomicU64::new(0),
-        commits: AtomicU64::new(0),
-    }
+    RecordingStore::new(store)
 }
 
 /// 50 slot assignments and 50 spellcheck results as an MSK event (two partitions).
@@ -261,15 +220,17 @@ fn bench_handler(c: &mut Criterion) {
     let clock: ingest::handler::Clock = Arc::new(now);
 
     // Store calls per record on the steady path.
-    let deps = Deps::new(registered_store(), NoDeadLetters).with_clock(Arc::clone(&clock));
+    let deps =
+        Deps::new(registered_store(), MemoryDeadLetters::new()).with_clock(Arc::clone(&clock));
     let event = ingest::kafka::parse_event(event_json.clone()).expect("event");
     let report = runtime.block_on(process_event(&deps, event, None));
     assert!(report.response().is_success());
+    assert_eq!(deps.dead_letters.sends(), 0);
     assert_eq!(report.metrics.total().processed, 100);
     println!(
         "store calls per record (steady path, 100 records): load {:.2}, commit {:.2}",
-        deps.store.loads.load(Ordering::Relaxed) as f64 / 100.0,
-        deps.store.commits.load(Ordering::Relaxed) as f64 / 100.0,
+        f64::from(deps.store.loads()) / 100.0,
+        f64::from(deps.store.commit_calls()) / 100.0,
     );
 
     let mut group = c.benchmark_group("handler");
@@ -277,8 +238,8 @@ fn bench_handler(c: &mut Criterion) {
     group.bench_function("100_records", |b| {
         b.iter_batched(
             || {
-                let deps =
-                    Deps::new(registered_store(), NoDeadLetters).with_clock(Arc::clone(&clock));
+                let deps = Deps::new(registered_store(), MemoryDeadLetters::new())
+                    .with_clock(Arc::clone(&clock));
                 (deps, event_json.clone())
             },
             |(deps, json)| {

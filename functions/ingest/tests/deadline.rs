@@ -8,58 +8,17 @@ use base64::Engine;
 use ingest::handler::{process_event, Deps, Disposition, HandlerSettings};
 use ingest::kafka::parse_event;
 use ingest::retry::RetryPolicy;
-use ras_domain::plan::Plan;
-use ras_domain::ports::{
-    AggregateStore, CommitOutcome, DeadLetter, DeadLetterSink, IdempotencyMarker, PublishError,
-    StoreError,
-};
 use ras_domain::testing::events::*;
-use ras_domain::testing::InMemoryStore;
+use ras_domain::testing::{MemoryDeadLetters, RecordingStore};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Far longer than any deadline of these tests: an operation that hangs.
 const HANG: Duration = Duration::from_secs(30);
 
 /// The in-memory store whose loads hang (a DynamoDB call that never answers).
-#[derive(Default)]
-struct HangingStore {
-    inner: InMemoryStore,
-    loads: AtomicU32,
-}
-
-impl AggregateStore for HangingStore {
-    async fn load(&self, batch_id: &str) -> Result<ras_domain::model::BatchAggregate, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(HANG).await;
-        self.inner.load(batch_id).await
-    }
-
-    async fn commit(
-        &self,
-        marker: &IdempotencyMarker,
-        plan: &Plan,
-    ) -> Result<CommitOutcome, StoreError> {
-        self.inner.commit(marker, plan).await
-    }
-}
-
-/// A dead-letter sink whose sends hang (an SQS call that never answers), or answer at once.
-#[derive(Default)]
-struct Sink {
-    hang: bool,
-    sends: AtomicU32,
-}
-
-impl DeadLetterSink for Sink {
-    async fn send(&self, _letter: &DeadLetter) -> Result<(), PublishError> {
-        self.sends.fetch_add(1, Ordering::SeqCst);
-        if self.hang {
-            tokio::time::sleep(HANG).await;
-        }
-        Ok(())
-    }
+fn hanging_store() -> RecordingStore {
+    RecordingStore::default().with_load_delay(HANG)
 }
 
 fn event(values: &[Vec<u8>]) -> aws_lambda_events::event::kafka::KafkaEvent {
@@ -100,7 +59,7 @@ fn settings() -> HandlerSettings {
 
 #[tokio::test]
 async fn an_attempt_started_near_the_deadline_ends_before_deadline_minus_reserve() {
-    let deps = Deps::new(HangingStore::default(), Sink::default()).with_settings(settings());
+    let deps = Deps::new(hanging_store(), MemoryDeadLetters::new()).with_settings(settings());
     // 500 ms left, reserve 300 ms: the record may start, but its attempt only has 200 ms, not
     // the 10 s of `attempt_timeout` (before the fix it ran 10 s, far past the deadline).
     let started = Instant::now();
@@ -121,7 +80,7 @@ async fn an_attempt_started_near_the_deadline_ends_before_deadline_minus_reserve
         partition.records[0].disposition
     );
     // The attempt was cut at the deadline minus the reserve; no retry started after it.
-    assert_eq!(deps.store.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(deps.store.loads(), 1);
     assert_eq!(
         serde_json::to_value(report.response()).unwrap(),
         json!({"batchItemFailures": [{"itemIdentifier": {
@@ -132,11 +91,9 @@ async fn an_attempt_started_near_the_deadline_ends_before_deadline_minus_reserve
 #[tokio::test]
 async fn a_dead_letter_send_near_the_deadline_ends_before_deadline_minus_reserve() {
     let deps = Deps::new(
-        HangingStore::default(),
-        Sink {
-            hang: true,
-            ..Sink::default()
-        },
+        hanging_store(),
+        // A dead-letter send that hangs (an SQS call that never answers).
+        MemoryDeadLetters::new().with_delay(HANG),
     )
     .with_settings(settings());
     let started = Instant::now();
@@ -156,13 +113,13 @@ async fn a_dead_letter_send_near_the_deadline_ends_before_deadline_minus_reserve
         "{:?}",
         partition.records[0].disposition
     );
-    assert_eq!(deps.dead_letters.sends.load(Ordering::SeqCst), 1);
-    assert_eq!(deps.store.loads.load(Ordering::SeqCst), 0);
+    assert_eq!(deps.dead_letters.sends(), 1);
+    assert_eq!(deps.store.loads(), 0);
 }
 
 #[tokio::test]
 async fn no_record_starts_when_the_reserve_is_all_that_is_left() {
-    let deps = Deps::new(HangingStore::default(), Sink::default()).with_settings(settings());
+    let deps = Deps::new(hanging_store(), MemoryDeadLetters::new()).with_settings(settings());
     let deadline = Instant::now() + Duration::from_millis(250);
     let slot = slot_assigned(event_id(2), "batch-e", "e1", at_minute(1.0));
     let report = process_event(
@@ -175,7 +132,7 @@ async fn no_record_starts_when_the_reserve_is_all_that_is_left() {
     assert_eq!(partition.failed_offset, Some(0));
     assert_eq!(partition.not_started, 1);
     assert!(partition.records.is_empty());
-    assert_eq!(deps.store.loads.load(Ordering::SeqCst), 0);
+    assert_eq!(deps.store.loads(), 0);
 }
 
 #[tokio::test]
@@ -183,14 +140,14 @@ async fn far_from_the_deadline_a_slow_attempt_gets_its_whole_timeout() {
     let mut settings = settings();
     settings.attempt_timeout = Duration::from_millis(150);
     settings.retry.max_attempts = 2;
-    let deps = Deps::new(HangingStore::default(), Sink::default()).with_settings(settings);
+    let deps = Deps::new(hanging_store(), MemoryDeadLetters::new()).with_settings(settings);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(20);
     let slot = slot_assigned(event_id(3), "batch-f", "e1", at_minute(1.0));
     let report = process_event(&deps, event(&[slot.value]), Some(deadline)).await;
     let elapsed = started.elapsed();
     // Two attempts of 150 ms each (and a backoff between them), both cut by attempt_timeout.
-    assert_eq!(deps.store.loads.load(Ordering::SeqCst), 2);
+    assert_eq!(deps.store.loads(), 2);
     assert!(
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
         "{elapsed:?}"

@@ -7,54 +7,12 @@ use ingest::handler::{process_event, Deps, Disposition, HandlerSettings};
 use ingest::kafka::parse_event;
 use ingest::retry::RetryPolicy;
 use ras_domain::contracts::PublishedTopic;
-use ras_domain::plan::Plan;
-use ras_domain::ports::{
-    AggregateStore, CommitOutcome, DeadLetter, DeadLetterSink, IdempotencyMarker, PublishError,
-    StoreError,
-};
 use ras_domain::testing::events::*;
-use ras_domain::testing::InMemoryStore;
+use ras_domain::testing::{MemoryDeadLetters, RecordingStore};
 use serde_json::{json, Map, Value};
-use std::sync::Mutex;
 use std::time::Duration;
 
 const BOS: &str = "huleedu.batch.pipeline.completed.v1";
-
-/// The in-memory store, recording the topic of every commit and failing the commits of one
-/// topic (transiently) when asked.
-#[derive(Default)]
-struct RecordingStore {
-    inner: InMemoryStore,
-    commits: Mutex<Vec<String>>,
-    failing_topic: Option<&'static str>,
-}
-
-impl AggregateStore for RecordingStore {
-    async fn load(&self, batch_id: &str) -> Result<ras_domain::model::BatchAggregate, StoreError> {
-        self.inner.load(batch_id).await
-    }
-
-    async fn commit(
-        &self,
-        marker: &IdempotencyMarker,
-        plan: &Plan,
-    ) -> Result<CommitOutcome, StoreError> {
-        if self.failing_topic == Some(marker.topic.as_str()) {
-            return Err(StoreError::Transient("injected".into()));
-        }
-        self.commits.lock().unwrap().push(marker.topic.clone());
-        self.inner.commit(marker, plan).await
-    }
-}
-
-#[derive(Default)]
-struct NoDeadLetters;
-
-impl DeadLetterSink for NoDeadLetters {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-        panic!("unexpected dead letter: {letter:?}")
-    }
-}
 
 /// An MSK event of `(partition key, records)`, offsets from 0 in each partition.
 fn event(partitions: &[(&str, Vec<TestRecord>)]) -> aws_lambda_events::event::kafka::KafkaEvent {
@@ -79,8 +37,10 @@ fn event(partitions: &[(&str, Vec<TestRecord>)]) -> aws_lambda_events::event::ka
         .unwrap()
 }
 
-fn deps(store: RecordingStore) -> Deps<RecordingStore, NoDeadLetters> {
-    Deps::new(store, NoDeadLetters).with_settings(HandlerSettings {
+/// The in-memory store, recording the topic of every commit (and failing the commits of one
+/// topic, transiently, when asked); no record of these tests is ever dead-lettered.
+fn deps(store: RecordingStore) -> Deps<RecordingStore, MemoryDeadLetters> {
+    Deps::new(store, MemoryDeadLetters::new()).with_settings(HandlerSettings {
         retry: RetryPolicy {
             max_attempts: 1,
             base_delay: Duration::from_millis(1),
@@ -127,15 +87,16 @@ async fn bos_completion_goes_after_the_results_of_the_same_event() {
     )
     .await;
     assert!(report.response().batch_item_failures.is_empty());
-    let commits = deps.store.commits.lock().unwrap().clone();
+    assert_eq!(deps.dead_letters.letters(), vec![]);
+    let commits = deps.store.commit_topics();
     assert_eq!(commits.len(), 4);
     assert_eq!(commits.last().map(String::as_str), Some(BOS), "{commits:?}");
     // The batch never had to wait: BOS's report found every fact stored.
-    let agg = deps.store.inner.aggregate(b).unwrap();
+    let agg = deps.store.inner().aggregate(b).unwrap();
     assert!(agg.root.results_ready.is_some());
     let ready = deps
         .store
-        .inner
+        .inner()
         .outbox()
         .into_iter()
         .filter(|m| m.topic == PublishedTopic::BatchResultsReady)
@@ -146,10 +107,7 @@ async fn bos_completion_goes_after_the_results_of_the_same_event() {
 #[tokio::test]
 async fn a_deferred_record_before_a_failure_is_processed_and_the_lowest_failure_reported() {
     let b = "batch-f";
-    let store = RecordingStore {
-        failing_topic: Some("huleedu.els.essay.slot.assigned.v1"),
-        ..RecordingStore::default()
-    };
+    let store = RecordingStore::default().failing_topic("huleedu.els.essay.slot.assigned.v1");
     let deps = deps(store);
     let bos = pipeline_completed(
         event_id(9),
@@ -180,6 +138,7 @@ async fn a_deferred_record_before_a_failure_is_processed_and_the_lowest_failure_
             )
         })
         .collect();
+    assert_eq!(deps.dead_letters.letters(), vec![]);
     // BOS at 0 ran (in the second wave), the slot at 1 failed, BOS at 2 waits for redelivery.
     assert_eq!(offsets, vec![(0, false), (1, true)]);
     assert_eq!(partition.not_started, 1);

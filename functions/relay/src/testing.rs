@@ -1,74 +1,15 @@
-//! Test support (feature `test-util`): an in-memory publisher, a fault-injecting wrapper
-//! around any publisher, and Lambda stream events built from outbox items.
+//! Test support (feature `test-util`): a scripted fault-injecting wrapper around any
+//! publisher, and Lambda stream events built from outbox items. The in-memory publisher and
+//! parking queue are the domain's (`ras_domain::testing`).
 
 use aws_lambda_events::dynamodb::Event;
 use ras_aws::dynamo::OutboxItem;
 use ras_domain::plan::OutboxMessage;
-use ras_domain::ports::{
-    Destination, MessageParking, MessagePublisher, ParkedMessage, PublishError, SendResult,
-};
+use ras_domain::ports::{Destination, MessagePublisher, PublishError, SendResult};
+use ras_domain::testing::PublishCall;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-
-/// One `send_batch` call as a publisher saw it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Call {
-    pub destination: Destination,
-    pub messages: Vec<OutboxMessage>,
-}
-
-/// Accepts everything and remembers every call (a queue that never fails).
-#[derive(Debug, Default)]
-pub struct InMemoryPublisher {
-    calls: Mutex<Vec<Call>>,
-}
-
-impl InMemoryPublisher {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn call_count(&self) -> usize {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Every message received, in order, with its destination.
-    pub fn received(&self) -> Vec<(Destination, OutboxMessage)> {
-        self.calls()
-            .into_iter()
-            .flat_map(|c| {
-                let d = c.destination;
-                c.messages.into_iter().map(move |m| (d, m))
-            })
-            .collect()
-    }
-
-    pub fn clear(&self) {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-}
-
-impl MessagePublisher for InMemoryPublisher {
-    async fn send_batch(
-        &self,
-        destination: Destination,
-        messages: &[OutboxMessage],
-    ) -> Result<Vec<SendResult>, PublishError> {
-        self.calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Call {
-                destination,
-                messages: messages.to_vec(),
-            });
-        Ok(vec![SendResult::Sent; messages.len()])
-    }
-}
 
 /// Failures to inject, by call number (1-based, counting every call the wrapper sees) or by
 /// event id.
@@ -102,7 +43,7 @@ pub struct FaultyPublisher<P> {
 struct FaultState {
     faults: Faults,
     calls: usize,
-    attempts: Vec<Call>,
+    attempts: Vec<PublishCall>,
 }
 
 impl<P> FaultyPublisher<P> {
@@ -135,7 +76,7 @@ impl<P> FaultyPublisher<P> {
     }
 
     /// Every call seen, with all its messages (failed or not).
-    pub fn attempts(&self) -> Vec<Call> {
+    pub fn attempts(&self) -> Vec<PublishCall> {
         self.lock().attempts.clone()
     }
 }
@@ -150,7 +91,7 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
             let mut st = self.lock();
             st.calls += 1;
             let n = st.calls;
-            st.attempts.push(Call {
+            st.attempts.push(PublishCall {
                 destination,
                 messages: messages.to_vec(),
             });
@@ -201,47 +142,6 @@ impl<P: MessagePublisher> MessagePublisher for FaultyPublisher<P> {
             }
         }
         Ok(results)
-    }
-}
-
-/// A parking queue in memory: remembers what was parked; can be made to fail.
-#[derive(Debug, Default)]
-pub struct InMemoryParking {
-    parked: Mutex<Vec<ParkedMessage>>,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl InMemoryParking {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every `park` fails (transiently) while set.
-    pub fn set_failing(&self, failing: bool) {
-        self.failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn parked(&self) -> Vec<ParkedMessage> {
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl MessageParking for InMemoryParking {
-    async fn park(&self, parked: &ParkedMessage) -> Result<(), PublishError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(PublishError::Transient(
-                "injected: parking queue unavailable".into(),
-            ));
-        }
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(parked.clone());
-        Ok(())
     }
 }
 

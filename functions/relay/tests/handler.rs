@@ -5,11 +5,11 @@ use ras_aws::dynamo::OutboxItem;
 use ras_domain::contracts::{PublishedTopic, Timestamp};
 use ras_domain::plan::OutboxMessage;
 use ras_domain::ports::Destination;
+use ras_domain::testing::{InMemoryParking, InMemoryPublisher};
 use relay::breaker::{BreakerState, CircuitBreaker};
 use relay::clock::ManualClock;
 use relay::testing::{
     event_from_records, insert_record, retry_from, stream_event, Faults, FaultyPublisher,
-    InMemoryParking, InMemoryPublisher,
 };
 use relay::Relay;
 use serde_json::json;

@@ -2,13 +2,14 @@
 
 use super::model::Model;
 use super::scenario::{RecordId, Scenario};
-use super::simulation::{Committed, Run};
+use super::simulation::Run;
 use ingest::handler::Disposition;
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::OutboxMessage;
 use ras_domain::ports::{Destination, MessagePublisher, ParkedMessage};
 use ras_domain::service::RecordOutcome;
 use ras_domain::testing::batches::published_content;
+use ras_domain::testing::Committed;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 

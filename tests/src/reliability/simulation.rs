@@ -6,8 +6,8 @@ use crate::event_source::{
     deployed_ingest_source_config, deployed_relay_source_config, kafka_outcome, stream_outcome,
     Batch, EventSource, EventSourceConfig, Outcome, SourceRecord,
 };
+use crate::faults::RefusingPublisher;
 use crate::faults::{Chaos, FlakyDeadLetters, FlakyPublisher, FlakyStore};
-use crate::faults::{MemoryDeadLetters, RefusingPublisher};
 use crate::ingest_support::fixed_clock;
 use crate::msk::{msk_event, MskRecord};
 use ingest::handler::BatchReport;
@@ -16,18 +16,16 @@ use ingest::{Deps, HandlerSettings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ras_aws::dynamo::OutboxItem;
-use ras_domain::model::BatchAggregate;
-use ras_domain::plan::{OutboxMessage, Plan};
-use ras_domain::ports::{
-    AggregateStore, CommitOutcome, DeadLetterSink, IdempotencyMarker, MessagePublisher, StoreError,
+use ras_domain::ports::{AggregateStore, DeadLetterSink, MessagePublisher};
+use ras_domain::testing::{
+    Committed, InMemoryParking, InMemoryPublisher, InMemoryStore, MemoryDeadLetters, RecordingStore,
 };
-use ras_domain::testing::InMemoryStore;
 use relay::breaker::CircuitBreaker;
 use relay::clock::ManualClock;
-use relay::testing::{event_from_records, insert_record, InMemoryParking, InMemoryPublisher};
+use relay::testing::{event_from_records, insert_record};
 use relay::Relay;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the handler waits for one processing attempt, and how long a timed-out call hangs
@@ -38,82 +36,10 @@ pub const HANG: Duration = Duration::from_secs(2);
 /// Rounds after which a run that has not drained fails.
 pub const MAX_ROUNDS: usize = 5_000;
 
-/// One outbox message as committed: what the outbox table's stream carries.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Committed {
-    pub batch_id: String,
-    /// The root version the commit was planned on (what the DynamoDB store writes).
-    pub commit_version: Option<u64>,
-    pub message: OutboxMessage,
-}
-
-impl Committed {
-    /// The outbox item the DynamoDB store writes for it.
-    pub fn item(&self) -> OutboxItem {
-        OutboxItem::from_message(&self.message, &self.batch_id).in_commit(self.commit_version)
-    }
-}
-
-/// The store under the fault injector (the in-memory store, or the DynamoDB store), plus the
-/// log of what it committed: the outbox table's stream, in commit order.
-#[derive(Default)]
-pub struct RecordingStore<S = InMemoryStore> {
-    inner: S,
-    committed: Mutex<Vec<Committed>>,
-}
-
-impl<S> RecordingStore<S> {
-    pub fn new(inner: S) -> Self {
-        RecordingStore {
-            inner,
-            committed: Mutex::new(Vec::new()),
-        }
-    }
-
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    /// Every outbox message committed so far, in commit order.
-    pub fn committed(&self) -> Vec<Committed> {
-        self.committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn committed_len(&self) -> usize {
-        self.committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
-}
-
-impl<S: AggregateStore> AggregateStore for RecordingStore<S> {
-    async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
-        self.inner.load(batch_id).await
-    }
-
-    async fn commit(
-        &self,
-        marker: &IdempotencyMarker,
-        plan: &Plan,
-    ) -> Result<CommitOutcome, StoreError> {
-        // The log is appended when the commit returns. Concurrent commits of one batch are
-        // serialised by its version; across batches the log may order two commits that
-        // overlapped either way, as a stream may.
-        let outcome = self.inner.commit(marker, plan).await?;
-        if outcome == CommitOutcome::Committed {
-            let mut log = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-            log.extend(plan.outbox.iter().map(|m| Committed {
-                batch_id: marker.batch_id.clone(),
-                commit_version: plan.expected_version(),
-                message: m.clone(),
-            }));
-        }
-        Ok(outcome)
-    }
+/// The outbox item the DynamoDB store writes for a committed message.
+pub fn outbox_item(committed: &Committed) -> OutboxItem {
+    OutboxItem::from_message(&committed.message, &committed.batch_id)
+        .in_commit(committed.commit_version)
 }
 
 /// Everything a run produced, for the checks. By default over the in-memory ports.
@@ -371,7 +297,12 @@ where
             let records = batch
                 .records
                 .iter()
-                .map(|r| insert_record(&stream[r.payload].item(), &sequence_number(r.payload)))
+                .map(|r| {
+                    insert_record(
+                        &outbox_item(&stream[r.payload]),
+                        &sequence_number(r.payload),
+                    )
+                })
                 .collect();
             let started = tokio::time::Instant::now();
             let outcome = relay

@@ -1000,52 +1000,9 @@ async fn receive_dead_letters(
 mod tests {
     use super::*;
     use ingest::retry::RetryPolicy;
-    use ras_domain::model::BatchAggregate;
-    use ras_domain::plan::Plan;
-    use ras_domain::ports::{CommitOutcome, IdempotencyMarker, PublishError, StoreError};
     use ras_domain::testing::events::{at_minute, event_id, registration, slot_assigned};
-    use ras_domain::testing::InMemoryStore;
+    use ras_domain::testing::{MemoryDeadLetters, RecordingStore};
     use serde_json::json;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Mutex;
-
-    /// Fails commits number `fail_from..fail_until` (0-based), transiently.
-    struct Flaky {
-        inner: InMemoryStore,
-        commits: AtomicU32,
-        fail: std::ops::Range<u32>,
-    }
-
-    impl AggregateStore for Flaky {
-        async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
-            self.inner.load(batch_id).await
-        }
-
-        async fn commit(
-            &self,
-            marker: &IdempotencyMarker,
-            plan: &Plan,
-        ) -> Result<CommitOutcome, StoreError> {
-            let n = self.commits.fetch_add(1, Ordering::SeqCst);
-            if self.fail.contains(&n) {
-                return Err(StoreError::Transient(format!("injected failure {n}")));
-            }
-            self.inner.commit(marker, plan).await
-        }
-    }
-
-    #[derive(Default)]
-    struct Letters(Mutex<Vec<DeadLetter>>);
-
-    impl DeadLetterSink for Letters {
-        async fn send(&self, letter: &DeadLetter) -> Result<(), PublishError> {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(letter.clone());
-            Ok(())
-        }
-    }
 
     const REG: &str = "huleedu.batch.essays.registered.v1";
     const SLOT: &str = "huleedu.els.essay.slot.assigned.v1";
@@ -1062,7 +1019,8 @@ mod tests {
         Scenario::parse(&records.to_string(), "test").unwrap()
     }
 
-    fn deps(fail: std::ops::Range<u32>) -> Deps<Flaky, Letters> {
+    /// Commits numbered `fail` (0-based) fail transiently.
+    fn deps(fail: std::ops::Range<u32>) -> Deps<RecordingStore, MemoryDeadLetters> {
         let settings = HandlerSettings {
             // One partition at a time, in key order: which commit fails is fixed.
             partition_concurrency: 1,
@@ -1075,12 +1033,8 @@ mod tests {
             attempt_timeout: Duration::from_secs(5),
             deadline_reserve: Duration::ZERO,
         };
-        let store = Flaky {
-            inner: InMemoryStore::new(),
-            commits: AtomicU32::new(0),
-            fail,
-        };
-        Deps::new(store, Letters::default()).with_settings(settings)
+        let store = RecordingStore::default().failing_commits(fail);
+        Deps::new(store, MemoryDeadLetters::new()).with_settings(settings)
     }
 
     fn delivery(max_deliveries: u32) -> Delivery {
@@ -1134,7 +1088,7 @@ mod tests {
         assert!(second.batch_item_failures.is_empty());
         assert!(stage.gave_up.is_empty());
         assert_eq!(stage.count(Outcome::Applied), 4);
-        let essays = deps.store.inner.aggregate("b1").unwrap().essays.len();
+        let essays = deps.store.inner().aggregate("b1").unwrap().essays.len();
         assert_eq!(essays, 3);
     }
 
@@ -1223,10 +1177,13 @@ mod tests {
 
     fn relay_with(
         faults: relay::testing::Faults,
-    ) -> Relay<relay::testing::FaultyPublisher<relay::testing::InMemoryPublisher>, SystemClock>
+    ) -> Relay<relay::testing::FaultyPublisher<ras_domain::testing::InMemoryPublisher>, SystemClock>
     {
         Relay::new(
-            relay::testing::FaultyPublisher::new(relay::testing::InMemoryPublisher::new(), faults),
+            relay::testing::FaultyPublisher::new(
+                ras_domain::testing::InMemoryPublisher::new(),
+                faults,
+            ),
             Arc::new(CircuitBreaker::new(BreakerSettings::default())),
             SystemClock,
         )

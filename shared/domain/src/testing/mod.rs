@@ -3,6 +3,11 @@
 
 pub mod batches;
 pub mod events;
+mod fakes;
+
+pub use fakes::{
+    Committed, InMemoryParking, InMemoryPublisher, MemoryDeadLetters, PublishCall, RecordingStore,
+};
 
 use crate::contracts::BatchStatus;
 use crate::model::{BatchAggregate, CjJobRecord};
