@@ -139,8 +139,9 @@ fn bench_outbox_items(c: &mut Criterion) {
                     OutboxItem::from_message(black_box(m), BATCH)
                         .to_item()
                         .expect("item")
+                        .len()
                 })
-                .count()
+                .sum::<usize>()
         })
     });
     group.bench_function("decode", |b| {
