@@ -198,7 +198,8 @@ pub fn stream_event(items: &[OutboxItem], first_sequence: u64) -> Event {
 
 /// The Lambda JSON of one `INSERT` record of `item`.
 pub fn insert_record(item: &OutboxItem, sequence_number: &str) -> Value {
-    let image = serde_dynamo::to_item::<_, serde_dynamo::Item>(item)
+    let image = item
+        .to_image::<serde_dynamo::Item>()
         .ok()
         .and_then(|i| serde_json::to_value(i).ok())
         .unwrap_or(Value::Null);

@@ -1,7 +1,8 @@
 //! CPU of the DynamoDB item conversions (issue 12, item 2: state items straight through
 //! `serde_dynamo`; item 1: one outbox item shape): a completed 50-essay batch (registration,
-//! slots, spellcheck results, the phase outcome, BOS's completion) encoded to the items the store
-//! writes and decoded back from them, and its published messages to outbox items and back.
+//! slots, spellcheck and CJ results, ELS's phase outcomes, BOS's completion) encoded to the
+//! items the store writes (root, essays, phases) and decoded back from them, and its published
+//! messages to outbox items and back.
 //! Written against the item functions' public API, which issue 12 kept, so the same file runs
 //! on the code before and after it. `cargo bench -p ras-aws --bench items`.
 
@@ -13,6 +14,7 @@ use ras_aws::dynamo::OutboxItem;
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::OutboxMessage;
 use ras_domain::service::{process_record, ConsumedRecord};
+use ras_domain::testing::batches::{batch_records, BatchShape, EssayShape};
 use ras_domain::testing::events as ev;
 use ras_domain::testing::{block_on, InMemoryStore};
 
@@ -22,51 +24,19 @@ const ESSAYS: usize = 50;
 /// The completed batch and what it published.
 fn completed_batch() -> (BatchAggregate, Vec<OutboxMessage>) {
     let store = InMemoryStore::new();
-    let essays: Vec<String> = (0..ESSAYS).map(|i| format!("essay-{i:03}")).collect();
-    let ids: Vec<&str> = essays.iter().map(String::as_str).collect();
-    let mut records = vec![ev::registration(
-        ev::event_id(1),
-        BATCH,
-        "teacher-1",
-        &ids,
-        ev::at_minute(0.0),
-    )];
-    for (i, essay) in ids.iter().enumerate() {
-        let n = i as u64;
-        records.push(ev::slot_assigned(
-            ev::event_id(100 + n),
-            BATCH,
-            essay,
-            ev::at_minute(1.0),
-        ));
-        records.push(ev::spellcheck_result(
-            ev::event_id(200 + n),
-            BATCH,
-            essay,
-            "spellchecked_success",
-            ev::at_minute(2.0),
-        ));
-    }
-    records.push(ev::phase_outcome(
-        ev::event_id(3),
-        BATCH,
-        "spellcheck",
-        "completed_successfully",
-        &ids,
-        &[],
-        ev::at_minute(3.0),
-    ));
-    records.push(ev::pipeline_completed(
-        ev::event_id(4),
-        BATCH,
-        "completed_successfully",
-        &["spellcheck"],
-        ESSAYS as i64,
-        0,
-        ev::at_minute(4.0),
-    ));
-    let now = ev::at_minute(5.0);
-    for record in &records {
+    let essay = EssayShape {
+        slot: true,
+        spellcheck_ok: true,
+        cj_ok: true,
+    };
+    let shape = BatchShape {
+        essays: vec![essay; ESSAYS],
+        anchor: false,
+        nlp: false,
+        bos_completion: true,
+    };
+    let now = ev::at_minute(30.0);
+    for record in batch_records(BATCH, "teacher-1", &shape, 0) {
         let consumed = ConsumedRecord {
             topic: record.topic,
             value: &record.value,

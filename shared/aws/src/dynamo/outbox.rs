@@ -6,9 +6,10 @@
 //! Bodies longer than [`INLINE_BODY_LIMIT`] are stored gzip-compressed in the binary attribute
 //! `body_gzip` instead of `body`: a CJ result for thousands of essays publishes an
 //! assessment-completed event of ~800 KB (SQS takes up to 1 MiB), which would not fit
-//! DynamoDB's 400 KB item limit as text. The (de)compression happens in the serde
-//! representation of the `body` field ([`stored_body`]), so every reader of the table and of
-//! its stream sees the same `body`.
+//! DynamoDB's 400 KB item limit as text. The (de)compression happens in
+//! [`OutboxItem::to_image`] / [`OutboxItem::from_image`], the one way each direction between
+//! the item and its attributes, so every reader of the table and of its stream sees the same
+//! `body`.
 
 use super::items::{sortable_time, Item, ItemError};
 use ras_domain::contracts::{PublishedTopic, Timestamp};
@@ -66,8 +67,9 @@ pub struct OutboxItem {
     /// Position among the messages of one commit.
     pub sequence: u32,
     pub batch_id: String,
-    /// The exact envelope JSON to send.
-    #[serde(flatten, with = "stored_body")]
+    /// The exact envelope JSON to send. Stored as the attribute `body`, or — longer than
+    /// [`INLINE_BODY_LIMIT`] — gzip-compressed as `body_gzip` (see [`OutboxItem::to_image`]).
+    #[serde(default, skip_serializing_if = "stored_compressed")]
     pub body: String,
     /// TTL: `created_at` + 30 days, unix seconds.
     pub expires_at: i64,
@@ -135,10 +137,24 @@ impl OutboxItem {
     }
 
     pub fn to_item(&self) -> Result<Item, ItemError> {
-        serde_dynamo::to_item(self).map_err(|e| ItemError::Encode {
-            what: "outbox",
-            message: e.to_string(),
-        })
+        self.to_image()
+    }
+
+    /// The item's attributes, as an SDK item or a `serde_dynamo` image: every field under its
+    /// name, the body as `body` or, compressed, as `body_gzip`.
+    pub fn to_image<I: From<serde_dynamo::Item>>(&self) -> Result<I, ItemError> {
+        let mut image: serde_dynamo::Item =
+            serde_dynamo::to_item(self).map_err(|e| ItemError::Encode {
+                what: "outbox",
+                message: e.to_string(),
+            })?;
+        if stored_compressed(&self.body) {
+            image.insert(
+                BODY_GZIP.to_string(),
+                serde_dynamo::AttributeValue::B(gzip(&self.body)),
+            );
+        }
+        Ok(image.into())
     }
 
     pub fn from_item(item: Item) -> Result<Self, ItemError> {
@@ -146,73 +162,42 @@ impl OutboxItem {
     }
 
     /// Decode any attribute map `serde_dynamo` understands: an SDK item, or the `NewImage` of
-    /// a DynamoDB stream record (Lambda event or Streams API).
+    /// a DynamoDB stream record (Lambda event or Streams API). Exactly one of `body` and
+    /// `body_gzip` must be present; a compressed body is inflated to at most
+    /// [`MAX_BODY_BYTES`].
     pub fn from_image<I: Into<serde_dynamo::Item>>(image: I) -> Result<Self, ItemError> {
-        serde_dynamo::from_item(image).map_err(|e| ItemError::Decode {
+        let decode = |message: String| ItemError::Decode {
             what: "outbox",
-            message: e.to_string(),
-        })
+            message,
+        };
+        let mut image: serde_dynamo::Item = image.into();
+        let compressed = image.remove(BODY_GZIP);
+        let inline = image.contains_key(BODY);
+        let mut item: OutboxItem =
+            serde_dynamo::from_item(image).map_err(|e| decode(e.to_string()))?;
+        match (inline, compressed) {
+            (true, None) => {}
+            (false, Some(serde_dynamo::AttributeValue::B(bytes))) => {
+                item.body = gunzip(&bytes, MAX_BODY_BYTES).map_err(decode)?;
+            }
+            (false, Some(_)) => return Err(decode("`body_gzip` is not binary".into())),
+            (true, Some(_)) => {
+                return Err(decode("both `body` and `body_gzip` are present".into()))
+            }
+            (false, None) => return Err(decode("missing field `body` (or `body_gzip`)".into())),
+        }
+        Ok(item)
     }
 }
 
-/// The stored form of a body (`#[serde(flatten, with = "stored_body")]`): exactly one of the
-/// attributes `body` (text, up to [`INLINE_BODY_LIMIT`] bytes) and `body_gzip` (binary, the
-/// longer ones; decompressed to at most [`MAX_BODY_BYTES`]).
-mod stored_body {
-    use super::{gunzip, gzip, INLINE_BODY_LIMIT, MAX_BODY_BYTES};
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use serde_bytes::ByteBuf;
+/// Attribute of a body stored as text.
+const BODY: &str = "body";
+/// Attribute of a body stored gzip-compressed (binary).
+const BODY_GZIP: &str = "body_gzip";
 
-    #[derive(Serialize)]
-    struct Written<'a> {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        body: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        body_gzip: Option<ByteBuf>,
-    }
-
-    #[derive(Deserialize)]
-    struct Read {
-        #[serde(default)]
-        body: Option<String>,
-        #[serde(default)]
-        body_gzip: Option<ByteBuf>,
-    }
-
-    pub fn serialize<S: Serializer>(body: &str, serializer: S) -> Result<S::Ok, S::Error> {
-        let written = if body.len() > INLINE_BODY_LIMIT {
-            Written {
-                body: None,
-                body_gzip: Some(ByteBuf::from(gzip(body))),
-            }
-        } else {
-            Written {
-                body: Some(body),
-                body_gzip: None,
-            }
-        };
-        written.serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-        match Read::deserialize(deserializer)? {
-            Read {
-                body: Some(body),
-                body_gzip: None,
-            } => Ok(body),
-            Read {
-                body: None,
-                body_gzip: Some(compressed),
-            } => gunzip(&compressed, MAX_BODY_BYTES).map_err(D::Error::custom),
-            Read { body: Some(_), .. } => {
-                Err(D::Error::custom("both `body` and `body_gzip` are present"))
-            }
-            Read { body: None, .. } => {
-                Err(D::Error::custom("missing field `body` (or `body_gzip`)"))
-            }
-        }
-    }
+/// Whether a body is stored compressed (`body_gzip`) rather than as text (`body`).
+fn stored_compressed(body: &str) -> bool {
+    body.len() > INLINE_BODY_LIMIT
 }
 
 fn gzip(text: &str) -> Vec<u8> {
