@@ -45,7 +45,8 @@ pub const INLINE_BODY_LIMIT: usize = 64 * 1024;
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// One outbox item, attribute for attribute (`body` is `body` or `body_gzip`, see the module
-/// docs).
+/// docs). Convert it with [`OutboxItem::to_image`] / [`OutboxItem::from_image`] (or
+/// `to_item` / `from_item`): its serde form alone leaves a compressed body out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxItem {
     /// Envelope `event_id`; the table key and SQS `MessageDeduplicationId`.
