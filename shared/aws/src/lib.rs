@@ -3,6 +3,8 @@
 pub mod config;
 pub mod dead_letter;
 pub mod dynamo;
+#[cfg(feature = "kafka")]
+pub mod kafka_publisher;
 pub mod parking;
 pub mod runtime;
 pub mod sqs_publisher;
