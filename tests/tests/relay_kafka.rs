@@ -250,7 +250,7 @@ async fn a_key_stops_at_its_first_failure_in_a_call() {
     assert_eq!(bodies(&other, &read), vec![o1.body.clone()]);
 
     let results = publisher
-        .send_batch(Destination::Events, &[m3.clone()])
+        .send_batch(Destination::Events, std::slice::from_ref(&m3))
         .await
         .expect("send");
     all_sent(&results);
