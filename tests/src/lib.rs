@@ -4,6 +4,7 @@
 // failure injection.
 pub mod faults;
 pub mod huleedu;
+pub mod kafka;
 pub mod ingest_support;
 pub mod local_aws;
 pub mod msk;

@@ -176,6 +176,20 @@ impl KafkaSettings {
         }
     }
 
+    /// `RAS_KAFKA_BOOTSTRAP` (comma-separated `host:port`), required.
+    pub fn from_config<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let value = env.required(BOOTSTRAP_ENV)?;
+        let brokers: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(Self::new(brokers))
+    }
+
     /// `RAS_KAFKA_BOOTSTRAP` (comma-separated `host:port`), `None` when unset or empty.
     pub fn from_env() -> Option<Self> {
         let value = std::env::var(BOOTSTRAP_ENV).ok()?;

@@ -6,6 +6,7 @@ pub mod dynamo;
 #[cfg(feature = "kafka")]
 pub mod kafka_publisher;
 pub mod parking;
+pub mod routing;
 pub mod runtime;
 pub mod sqs_publisher;
 pub mod telemetry;
