@@ -41,7 +41,6 @@ echo "test: AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL}"
 "${ROOT}/infra/local/kafka-start.sh"
 # shellcheck source=/dev/null
 source "${RAS_LOCAL_STATE_DIR:-${ROOT}/.local}/kafka.env"
-export RAS_KAFKA_BOOTSTRAP
 echo "test: RAS_KAFKA_BOOTSTRAP=${RAS_KAFKA_BOOTSTRAP}"
 
 status=0
