@@ -6,7 +6,7 @@
 #
 # Port: ${RAS_KAFKA_PORT:-9092} on 127.0.0.1. State directory: ${RAS_LOCAL_STATE_DIR:-.local}
 # (relative to the repository root unless absolute): log tansu.log, PID tansu.pid, and
-# kafka.env (RAS_KAFKA_BOOTSTRAP=127.0.0.1:<port>). A broker already started by this script
+# kafka.env (RAS_KAFKA_BOOTSTRAP=127.0.0.1:<port>, RAS_KAFKA_SECURITY=plaintext). A broker already started by this script
 # (PID file, process alive, port accepting connections) is reused; its topics are created only
 # if missing. Everything is in memory: a restart starts empty.
 # Needs infra/local/kafka-setup.sh to have run (.tools/tansu/bin/tansu).
@@ -128,5 +128,6 @@ for topic in "${TOPICS[@]}"; do
     echo "kafka-start: created topic ${topic} (${PARTITIONS} partitions)"
 done
 
-echo "RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP}" >"${ENV_FILE}"
-echo "kafka-start: ready; RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP} (also in ${ENV_FILE})"
+# The local broker speaks plaintext; the publisher's default is MSK IAM (TLS + SASL).
+printf 'RAS_KAFKA_BOOTSTRAP=%s\nRAS_KAFKA_SECURITY=plaintext\n' "${BOOTSTRAP}" >"${ENV_FILE}"
+echo "kafka-start: ready; RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP} RAS_KAFKA_SECURITY=plaintext (also in ${ENV_FILE})"

@@ -9,11 +9,16 @@
 //! without it every test here is skipped with a message. The broker keeps its records
 //! between tests: every test uses keys of its own and looks only at them.
 
+use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
+use ras_aws::config::{process_env, Env};
 use ras_aws::dynamo::OutboxItem;
-use ras_aws::kafka_publisher::{partition_for, KafkaPublisher, KafkaSettings, KEY_STOPPED};
+use ras_aws::kafka_publisher::{
+    partition_for, KafkaPublisher, KafkaSecurity, KafkaSettings, BOOTSTRAP_ENV, KEY_STOPPED,
+    SECURITY_ENV,
+};
 use ras_domain::contracts::{PublishedTopic, Timestamp};
 use ras_domain::plan::OutboxMessage;
-use ras_domain::ports::{Destination, MessagePublisher, SendResult};
+use ras_domain::ports::{Destination, MessagePublisher, PublishError, SendResult};
 use ras_domain::testing::InMemoryParking;
 use relay::breaker::CircuitBreaker;
 use relay::clock::SystemClock;
@@ -28,15 +33,23 @@ use uuid::Uuid;
 
 const PARTITIONS: i32 = 3;
 
+/// The broker's settings from the environment (`RAS_KAFKA_BOOTSTRAP`; `RAS_KAFKA_SECURITY`
+/// defaults to `plaintext` here, the local broker's), `None` (the test is skipped) without a
+/// bootstrap address.
 fn settings() -> Option<KafkaSettings> {
-    let s = KafkaSettings::from_env();
-    if s.is_none() {
+    if process_env().get(BOOTSTRAP_ENV).is_none() {
         eprintln!(
             "SKIPPED: RAS_KAFKA_BOOTSTRAP is unset. Run infra/local/kafka-setup.sh and \
              infra/local/kafka-start.sh, then RAS_KAFKA_BOOTSTRAP=127.0.0.1:9092 (docs/kafka.md)."
         );
+        return None;
     }
-    s
+    let env = Env::new(|name: &str| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| (name == SECURITY_ENV).then(|| "plaintext".to_string()))
+    });
+    Some(KafkaSettings::from_env(&env).expect("Kafka settings"))
 }
 
 /// A message with a body of this test's own (the publisher sends bodies as they are).
@@ -176,7 +189,12 @@ async fn each_message_kind_lands_on_its_topic_with_its_key_and_exact_bytes() {
     let keys: HashSet<String> = messages.iter().map(|m| m.ordering_key.clone()).collect();
     for topic in PublishedTopic::ALL {
         let expected: Vec<&OutboxMessage> = messages.iter().filter(|m| m.topic == topic).collect();
-        let read = read_keys(publisher.client(), topic.name(), &keys).await;
+        let read = read_keys(
+            publisher.client().await.expect("client"),
+            topic.name(),
+            &keys,
+        )
+        .await;
         assert_eq!(read.len(), expected.len(), "{}: {read:#?}", topic.name());
         for m in expected {
             let r = read
@@ -239,7 +257,12 @@ async fn a_key_stops_at_its_first_failure_in_a_call() {
     assert_eq!(results[3], SendResult::Sent);
 
     let keys: HashSet<String> = [k.clone(), other.clone()].into();
-    let read = read_keys(publisher.client(), topic.name(), &keys).await;
+    let read = read_keys(
+        publisher.client().await.expect("client"),
+        topic.name(),
+        &keys,
+    )
+    .await;
     let bodies = |key: &str, read: &[Read]| -> Vec<String> {
         read.iter()
             .filter(|r| key_of(r) == key)
@@ -254,7 +277,12 @@ async fn a_key_stops_at_its_first_failure_in_a_call() {
         .await
         .expect("send");
     all_sent(&results);
-    let read = read_keys(publisher.client(), topic.name(), &keys).await;
+    let read = read_keys(
+        publisher.client().await.expect("client"),
+        topic.name(),
+        &keys,
+    )
+    .await;
     assert_eq!(bodies(&k, &read), vec![m1.body, m3.body]);
 }
 
@@ -314,7 +342,7 @@ async fn per_key_order_through_the_relay_under_an_injected_failure() {
     assert_eq!(second.checkpoint, None, "{second:?}");
 
     let key_set: HashSet<String> = keys.iter().cloned().collect();
-    let client = relay.publisher().inner().client();
+    let client = relay.publisher().inner().client().await.expect("client");
     let read = read_keys(client, topic.name(), &key_set).await;
     for key in &keys {
         let expected: Vec<&str> = messages
@@ -415,4 +443,286 @@ async fn a_consumer_with_another_client_reads_every_message() {
             )))
         );
     }
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what} does not accept connections on 127.0.0.1:{port} after 10 s");
+}
+
+fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a `localhost` server certificate signed by it (openssl), in `dir`: returns
+/// (CA PEM, certificate path, key path).
+fn certificates(dir: &std::path::Path) -> (String, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.current_dir(dir).args(args);
+        run(&mut cmd);
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=ras test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write server.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+    ]);
+    let ca = std::fs::read_to_string(dir.join("ca.pem")).expect("ca.pem");
+    (ca, dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// The `iam` transport end to end on this machine: rskafka over TLS (rustls on aws-lc-rs, the
+/// test CA added to the roots) with SASL/OAUTHBEARER and the MSK IAM token, through
+/// `tests/kafka_tls_proxy.py` (TLS termination, MSK-like SASL that checks each token's shape,
+/// region, key id and date) to a tansu broker of its own that advertises the proxy. The
+/// first call, before the proxy is up, fails with `Err(Transient)`; the next one connects.
+/// Then: produced and read back over TLS; every connection authenticated with a valid token;
+/// without the CA the certificate is refused; with another key id the SASL step is refused.
+#[tokio::test]
+async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
+    if settings().is_none() {
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf();
+    let tansu = root.join(".tools/tansu/bin/tansu");
+    assert!(
+        tansu.exists(),
+        "{} missing: run infra/local/kafka-setup.sh",
+        tansu.display()
+    );
+    let dir = std::env::temp_dir().join(format!("ras-kafka-tls-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (ca, cert, key) = certificates(&dir);
+    let (broker_port, proxy_port) = (free_port(), free_port());
+    let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
+    // From the temp directory: tansu reads a `.env` from its working directory and above.
+    let _broker = Child(
+        std::process::Command::new(&tansu)
+            .current_dir(&dir)
+            .args(["broker", "--cluster-id", "ras-tls-test"])
+            .arg("--listener-url")
+            .arg(format!("tcp://127.0.0.1:{broker_port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://localhost:{proxy_port}"))
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu"),
+    );
+    wait_for_port(broker_port, "tansu").await;
+
+    const REGION: &str = "eu-north-1";
+    const KEY_ID: &str = "AKIARASTLSTEST000001";
+    let mut settings = KafkaSettings::new(vec![format!("localhost:{proxy_port}")]);
+    settings.security = KafkaSecurity::Iam {
+        region: REGION.into(),
+    };
+    settings.timeout = std::time::Duration::from_secs(3);
+    settings.extra_root_certificates_pem = Some(ca);
+    let credentials = |key_id: &str| {
+        SharedCredentialsProvider::new(Credentials::new(key_id, "test-secret", None, None, "test"))
+    };
+    let publisher = KafkaPublisher::with_credentials(settings.clone(), credentials(KEY_ID));
+    let run_id = Uuid::new_v4().to_string();
+    let topic = PublishedTopic::BatchResultsReady;
+    let keys: Vec<String> = (0..3).map(|i| format!("batch-{run_id}-{i}")).collect();
+    let messages: Vec<OutboxMessage> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| message(topic, k, i as u32, envelope(topic, k, i as u32)))
+        .collect();
+
+    // Nothing listens on the proxy's port yet.
+    let first = publisher.send_batch(Destination::Events, &messages).await;
+    assert!(
+        matches!(first, Err(PublishError::Transient(_))),
+        "{first:?}"
+    );
+
+    let auth_log = dir.join("auth.jsonl");
+    let _proxy = Child(
+        std::process::Command::new("python3")
+            .arg(root.join("tests/kafka_tls_proxy.py"))
+            .arg("--listen-port")
+            .arg(proxy_port.to_string())
+            .arg("--upstream")
+            .arg(format!("127.0.0.1:{broker_port}"))
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["--region", REGION, "--access-key-id", KEY_ID])
+            .arg("--log")
+            .arg(&auth_log)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start kafka_tls_proxy.py"),
+    );
+    wait_for_port(proxy_port, "kafka_tls_proxy.py").await;
+
+    let client = publisher.client().await.expect("connect over TLS + SASL");
+    client
+        .controller_client()
+        .expect("controller")
+        .create_topic(topic.name(), PARTITIONS, 1, 5_000)
+        .await
+        .expect("create topic");
+    let results = publisher
+        .send_batch(Destination::Events, &messages)
+        .await
+        .expect("send");
+    all_sent(&results);
+    let key_set: HashSet<String> = keys.iter().cloned().collect();
+    let read = read_keys(client, topic.name(), &key_set).await;
+    assert_eq!(read.len(), messages.len(), "{read:#?}");
+    for m in &messages {
+        let r = read
+            .iter()
+            .find(|r| r.key.as_deref() == Some(m.ordering_key.as_bytes()))
+            .expect("read back");
+        assert_eq!(r.value.as_deref(), Some(m.body.as_bytes()));
+        assert_eq!(
+            r.partition,
+            partition_for(m.ordering_key.as_bytes(), PARTITIONS)
+        );
+    }
+
+    // Every connection (bootstrap, then the broker from the metadata) authenticated with a
+    // valid token of this key id, signed by this publisher.
+    let auths: Vec<serde_json::Value> = std::fs::read_to_string(&auth_log)
+        .expect("auth log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    eprintln!("{} SASL authentications through the proxy", auths.len());
+    assert!(auths.len() >= 2, "{auths:#?}");
+    for a in &auths {
+        assert_eq!(a["ok"], true, "{a}");
+        let url = a["url"].as_str().expect("url");
+        assert!(
+            url.contains(&format!("X-Amz-Credential={KEY_ID}%2F")),
+            "{url}"
+        );
+        assert!(
+            url.contains("&User-Agent=huleedu-ras-aws-msk-iam%2F"),
+            "{url}"
+        );
+    }
+
+    // Without the test CA the proxy's certificate is not trusted: no connection.
+    let mut untrusted = settings.clone();
+    untrusted.extra_root_certificates_pem = None;
+    let refused = KafkaPublisher::with_credentials(untrusted, credentials(KEY_ID))
+        .send_batch(Destination::Events, &messages[..1])
+        .await;
+    assert!(
+        matches!(&refused, Err(PublishError::Transient(m)) if m.contains("connecting")),
+        "{refused:?}"
+    );
+    // A token of another key id is refused by the SASL step.
+    let before = auths.len();
+    let denied = KafkaPublisher::with_credentials(settings, credentials("AKIAOTHERKEY00000001"))
+        .send_batch(Destination::Events, &messages[..1])
+        .await;
+    assert!(
+        matches!(&denied, Err(PublishError::Transient(_))),
+        "{denied:?}"
+    );
+    let after: Vec<serde_json::Value> = std::fs::read_to_string(&auth_log)
+        .expect("auth log")
+        .lines()
+        .skip(before)
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|a| a["ok"] == false),
+        "{after:#?}"
+    );
+    drop(_proxy);
+    drop(_broker);
+    let _ = std::fs::remove_dir_all(&dir);
 }
