@@ -15,7 +15,13 @@ used) and its SASL only knows PLAIN and SCRAM. This proxy:
 * before a successful authentication forwards only ApiVersions (as a broker requiring SASL does)
   and closes the connection on anything else; afterwards forwards every frame unchanged, both
   ways, to the upstream broker;
-* appends one JSON line per authentication to --log: {"ok": bool, "reason": str, "url": str}.
+* announces a session lifetime (--session-lifetime-ms, SaslAuthenticate v1+) and, like a Kafka
+  broker whose client does not re-authenticate (KIP-368), closes the connection when a request
+  arrives after the session expired, without forwarding it;
+* appends one JSON line per event to --log: {"event": "auth", "version": int, "ok": bool,
+  "reason": str, "url": str} per SaslAuthenticate, {"event": "session-expired"} per connection
+  closed for an expired session, {"event": "unauthenticated-request", ...} per request refused
+  before SASL.
 
 Prints "READY <port>" on stdout once listening. Standard library only.
 """
@@ -137,7 +143,7 @@ def handshake_response(correlation_id, mechanism):
     return struct.pack(">i", correlation_id) + body
 
 
-def authenticate_response(correlation_id, version, error, message):
+def authenticate_response(correlation_id, version, error, message, lifetime_ms):
     msg = message.encode("utf-8") if message else None
     header = struct.pack(">i", correlation_id)
     if version >= 2:
@@ -145,14 +151,14 @@ def authenticate_response(correlation_id, version, error, message):
         body = struct.pack(">h", error)
         body += uvarint(0) if msg is None else uvarint(len(msg) + 1) + msg
         body += uvarint(1)  # empty auth bytes (compact: length + 1)
-        body += struct.pack(">q", 900_000 if error == 0 else 0)
+        body += struct.pack(">q", lifetime_ms if error == 0 else 0)
         body += uvarint(0)
     else:
         body = struct.pack(">h", error)
         body += struct.pack(">h", -1) if msg is None else struct.pack(">h", len(msg)) + msg
         body += struct.pack(">i", 0)
         if version == 1:
-            body += struct.pack(">q", 900_000 if error == 0 else 0)
+            body += struct.pack(">q", lifetime_ms if error == 0 else 0)
     return header + body
 
 
@@ -180,6 +186,7 @@ async def pipe(reader, writer):
 
 
 async def handle(client_reader, client_writer, args):
+    loop = asyncio.get_running_loop()
     try:
         up_reader, up_writer = await asyncio.open_connection(args.upstream_host, args.upstream_port)
     except OSError:
@@ -188,15 +195,17 @@ async def handle(client_reader, client_writer, args):
     upstream_to_client = asyncio.create_task(pipe(up_reader, client_writer))
     try:
         authenticated = False
+        session_ends = None
         while True:
             frame = await read_frame(client_reader)
-            api_key, version, correlation_id, pos, _flex = parse_header(frame)
             if authenticated:
+                if loop.time() >= session_ends:
+                    log(args, {"event": "session-expired"})
+                    break
                 write_frame(up_writer, frame)
                 await up_writer.drain()
-                # From here on everything is forwarded as it comes.
-                await pipe(client_reader, up_writer)
-                break
+                continue
+            api_key, version, correlation_id, pos, _flex = parse_header(frame)
             if api_key == API_VERSIONS:
                 write_frame(up_writer, frame)
                 await up_writer.drain()
@@ -213,13 +222,17 @@ async def handle(client_reader, client_writer, args):
                     (length,) = struct.unpack(">i", frame[pos : pos + 4])
                     auth = frame[pos + 4 : pos + 4 + length]
                 ok, reason, url = check_token(auth, args)
-                log(args, {"ok": ok, "reason": reason, "url": url})
+                log(args, {"event": "auth", "version": version, "ok": ok, "reason": reason, "url": url})
                 error = 0 if ok else SASL_AUTHENTICATION_FAILED
-                write_frame(client_writer, authenticate_response(correlation_id, version, error, reason))
+                write_frame(
+                    client_writer,
+                    authenticate_response(correlation_id, version, error, reason, args.session_lifetime_ms),
+                )
                 await client_writer.drain()
                 authenticated = ok
+                session_ends = loop.time() + args.session_lifetime_ms / 1000
             else:
-                log(args, {"ok": False, "reason": f"api key {api_key} v{version} before authentication", "url": ""})
+                log(args, {"event": "unauthenticated-request", "api_key": api_key, "version": version})
                 break
     except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
         pass
@@ -239,6 +252,7 @@ async def main():
     parser.add_argument("--region", required=True)
     parser.add_argument("--access-key-id", required=True)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--session-lifetime-ms", type=int, default=900_000)
     args = parser.parse_args()
     args.upstream_host, port = args.upstream.rsplit(":", 1)
     args.upstream_port = int(port)

@@ -455,6 +455,27 @@ impl Drop for Child {
     }
 }
 
+/// A directory under the system's temp directory, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("ras-kafka-tls-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -484,6 +505,16 @@ fn run(cmd: &mut std::process::Command) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The events of one kind `tests/kafka_tls_proxy.py` logged, in order.
+fn proxy_events(log: &std::path::Path, event: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter(|e| e["event"] == event)
+        .collect()
 }
 
 /// A test CA and a `localhost` server certificate signed by it (openssl), in `dir`: returns
@@ -557,7 +588,9 @@ fn certificates(dir: &std::path::Path) -> (String, PathBuf, PathBuf) {
 /// region, key id and date) to a tansu broker of its own that advertises the proxy. The
 /// first call, before the proxy is up, fails with `Err(Transient)`; the next one connects.
 /// Then: produced and read back over TLS; every connection authenticated with a valid token;
-/// without the CA the certificate is refused; with another key id the SASL step is refused.
+/// after the SASL sessions expired (the proxy drops such connections) the next call reconnects
+/// with new tokens and succeeds; without the CA the certificate is refused; with another key id
+/// the SASL step is refused.
 #[tokio::test]
 async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
     if settings().is_none() {
@@ -573,15 +606,16 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
         "{} missing: run infra/local/kafka-setup.sh",
         tansu.display()
     );
-    let dir = std::env::temp_dir().join(format!("ras-kafka-tls-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (ca, cert, key) = certificates(&dir);
+    // Dropped last: the processes below are stopped before it is removed.
+    let temp = TempDir::new();
+    let dir = temp.path();
+    let (ca, cert, key) = certificates(dir);
     let (broker_port, proxy_port) = (free_port(), free_port());
     let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
     // From the temp directory: tansu reads a `.env` from its working directory and above.
     let _broker = Child(
         std::process::Command::new(&tansu)
-            .current_dir(&dir)
+            .current_dir(dir)
             .args(["broker", "--cluster-id", "ras-tls-test"])
             .arg("--listener-url")
             .arg(format!("tcp://127.0.0.1:{broker_port}"))
@@ -597,6 +631,10 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
 
     const REGION: &str = "eu-north-1";
     const KEY_ID: &str = "AKIARASTLSTEST000001";
+    // The proxy's SASL session lifetime: it closes a connection whose session expired when
+    // the next request arrives (a Kafka broker facing a client that does not re-authenticate;
+    // rskafka does not).
+    const SESSION_MS: u64 = 3_000;
     let mut settings = KafkaSettings::new(vec![format!("localhost:{proxy_port}")]);
     settings.security = KafkaSecurity::Iam {
         region: REGION.into(),
@@ -636,6 +674,8 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
             .arg("--key")
             .arg(&key)
             .args(["--region", REGION, "--access-key-id", KEY_ID])
+            .arg("--session-lifetime-ms")
+            .arg(SESSION_MS.to_string())
             .arg("--log")
             .arg(&auth_log)
             .stdout(std::process::Stdio::null())
@@ -673,11 +713,7 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
 
     // Every connection (bootstrap, then the broker from the metadata) authenticated with a
     // valid token of this key id, signed by this publisher.
-    let auths: Vec<serde_json::Value> = std::fs::read_to_string(&auth_log)
-        .expect("auth log")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let auths = proxy_events(&auth_log, "auth");
     eprintln!("{} SASL authentications through the proxy", auths.len());
     assert!(auths.len() >= 2, "{auths:#?}");
     for a in &auths {
@@ -693,6 +729,50 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
         );
     }
 
+    // After the sessions expired the proxy drops the connections on the next request; the
+    // publisher reconnects and authenticates again within the same call.
+    tokio::time::sleep(std::time::Duration::from_millis(SESSION_MS + 500)).await;
+    let later: Vec<OutboxMessage> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| message(topic, k, 10 + i as u32, envelope(topic, k, 10 + i as u32)))
+        .collect();
+    let results = publisher
+        .send_batch(Destination::Events, &later)
+        .await
+        .expect("send after the sessions expired");
+    all_sent(&results);
+    assert!(
+        !proxy_events(&auth_log, "session-expired").is_empty(),
+        "the proxy closed an expired session"
+    );
+    let reauths = proxy_events(&auth_log, "auth");
+    assert!(reauths.len() > auths.len(), "{reauths:#?}");
+    assert!(reauths.iter().all(|a| a["ok"] == true), "{reauths:#?}");
+    // One token for all of them: signed once, cached (valid for 900 s, renewed 300 s before).
+    let tokens: HashSet<&str> = reauths.iter().filter_map(|a| a["url"].as_str()).collect();
+    assert_eq!(tokens.len(), 1, "{tokens:#?}");
+    let read = read_keys(
+        publisher.client().await.expect("client"),
+        topic.name(),
+        &key_set,
+    )
+    .await;
+    for key in &keys {
+        let got: Vec<String> = read
+            .iter()
+            .filter(|r| &key_of(r) == key)
+            .map(value_of)
+            .collect();
+        let expected: Vec<String> = messages
+            .iter()
+            .chain(&later)
+            .filter(|m| &m.ordering_key == key)
+            .map(|m| m.body.clone())
+            .collect();
+        assert_eq!(got, expected, "key {key}");
+    }
+
     // Without the test CA the proxy's certificate is not trusted: no connection.
     let mut untrusted = settings.clone();
     untrusted.extra_root_certificates_pem = None;
@@ -704,7 +784,7 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
         "{refused:?}"
     );
     // A token of another key id is refused by the SASL step.
-    let before = auths.len();
+    let before = proxy_events(&auth_log, "auth").len();
     let denied = KafkaPublisher::with_credentials(settings, credentials("AKIAOTHERKEY00000001"))
         .send_batch(Destination::Events, &messages[..1])
         .await;
@@ -712,17 +792,12 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
         matches!(&denied, Err(PublishError::Transient(_))),
         "{denied:?}"
     );
-    let after: Vec<serde_json::Value> = std::fs::read_to_string(&auth_log)
-        .expect("auth log")
-        .lines()
+    let after: Vec<serde_json::Value> = proxy_events(&auth_log, "auth")
+        .into_iter()
         .skip(before)
-        .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     assert!(
         !after.is_empty() && after.iter().all(|a| a["ok"] == false),
         "{after:#?}"
     );
-    drop(_proxy);
-    drop(_broker);
-    let _ = std::fs::remove_dir_all(&dir);
 }
