@@ -30,6 +30,12 @@ pub fn bootstrap() -> Vec<String> {
     brokers
 }
 
+/// The publisher's settings for the local broker: `RAS_KAFKA_BOOTSTRAP`, in plaintext (the
+/// local broker has no TLS or IAM; `RAS_KAFKA_SECURITY` is not read).
+pub fn settings() -> ras_aws::kafka_publisher::KafkaSettings {
+    ras_aws::kafka_publisher::KafkaSettings::new(bootstrap())
+}
+
 /// A plain rskafka client of the test's own (not the publisher's connection).
 pub async fn reader() -> Client {
     ClientBuilder::new(bootstrap())

@@ -4,8 +4,8 @@
 // failure injection.
 pub mod faults;
 pub mod huleedu;
-pub mod kafka;
 pub mod ingest_support;
+pub mod kafka;
 pub mod local_aws;
 pub mod msk;
 

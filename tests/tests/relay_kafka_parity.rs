@@ -28,7 +28,10 @@ fn sqs_per_key(messages: &[Received]) -> HashMap<(String, String), Vec<String>> 
     let mut map: HashMap<(String, String), Vec<String>> = HashMap::new();
     for m in messages {
         let envelope: serde_json::Value = serde_json::from_str(&m.body).expect("envelope");
-        let topic = envelope["event_type"].as_str().expect("event_type").to_string();
+        let topic = envelope["event_type"]
+            .as_str()
+            .expect("event_type")
+            .to_string();
         map.entry((topic, m.group_id.clone()))
             .or_default()
             .push(m.body.clone());

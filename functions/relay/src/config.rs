@@ -83,7 +83,7 @@ impl RelayConfig {
         )?;
         let routes = Routes::from_config(&env)?;
         let kafka = if routes.uses_kafka() {
-            Some(KafkaSettings::from_config(&env)?)
+            Some(KafkaSettings::from_env(&env)?)
         } else {
             None
         };
@@ -128,7 +128,10 @@ mod tests {
                 "http://127.0.0.1:4566/123456789012/ras-relay-parked".to_string(),
             ),
             ("RAS_EVENTS_PUBLISH_TO".to_string(), "sqs".to_string()),
-            ("RAS_NOTIFICATIONS_PUBLISH_TO".to_string(), "sqs".to_string()),
+            (
+                "RAS_NOTIFICATIONS_PUBLISH_TO".to_string(),
+                "sqs".to_string(),
+            ),
         ]);
         for (k, v) in pairs {
             map.insert(k.to_string(), v.to_string());

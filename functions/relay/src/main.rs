@@ -1,5 +1,8 @@
 //! The relay Lambda: configuration and clients built once per sandbox, then the runtime loop.
 
+// The handler future over the routed publisher (SQS + Kafka) nests deeper than the default 128.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -31,7 +34,14 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let sqs_publisher = SqsPublisher::new(sqs.clone(), config.queues.clone());
     // No I/O here: the Kafka connection is opened by the first publish and then reused.
-    let kafka = config.kafka.clone().map(KafkaPublisher::new);
+    // Signed with the same credentials provider (and cache) as the SDK clients.
+    let kafka = config
+        .kafka
+        .clone()
+        .map(|settings| match sdk.credentials_provider() {
+            Some(credentials) => KafkaPublisher::with_credentials(settings, credentials),
+            None => KafkaPublisher::new(settings),
+        });
     let publisher = match RoutedPublisher::new(config.routes, sqs_publisher, kafka) {
         Ok(publisher) => publisher,
         Err(err) => return Err(ras_aws::runtime::init_failed("relay", err).await.into()),

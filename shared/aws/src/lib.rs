@@ -5,6 +5,8 @@ pub mod dead_letter;
 pub mod dynamo;
 #[cfg(feature = "kafka")]
 pub mod kafka_publisher;
+#[cfg(feature = "kafka")]
+pub mod msk_iam;
 pub mod parking;
 pub mod routing;
 pub mod runtime;

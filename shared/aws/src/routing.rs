@@ -244,8 +244,18 @@ fn both((sqs, kafka): (SendResult, SendResult)) -> SendResult {
     let (sqs, kafka) = (tag("sqs", sqs), tag("kafka", kafka));
     match (&sqs, &kafka) {
         (SendResult::Sent, SendResult::Sent) => SendResult::Sent,
-        (SendResult::Failed { retryable: true, .. }, _) => sqs,
-        (_, SendResult::Failed { retryable: true, .. }) => kafka,
+        (
+            SendResult::Failed {
+                retryable: true, ..
+            },
+            _,
+        ) => sqs,
+        (
+            _,
+            SendResult::Failed {
+                retryable: true, ..
+            },
+        ) => kafka,
         (SendResult::Failed { .. }, _) => sqs,
         (_, SendResult::Failed { .. }) => kafka,
     }
@@ -296,7 +306,10 @@ mod tests {
                 matches!(&invalid, ConfigError::Invalid { name: n, .. } if *n == name),
                 "{invalid}"
             );
-            assert!(invalid.to_string().contains("sqs, kafka, both"), "{invalid}");
+            assert!(
+                invalid.to_string().contains("sqs, kafka, both"),
+                "{invalid}"
+            );
         }
     }
 
@@ -361,9 +374,12 @@ mod tests {
             events: Transport::Kafka,
             notifications: Transport::Sqs,
         };
-        let publisher =
-            RoutedPublisher::new(routes, InMemoryPublisher::new(), Some(InMemoryPublisher::new()))
-                .unwrap();
+        let publisher = RoutedPublisher::new(
+            routes,
+            InMemoryPublisher::new(),
+            Some(InMemoryPublisher::new()),
+        )
+        .unwrap();
         let m = [message("b1")];
         publisher.send_batch(Destination::Events, &m).await.unwrap();
         publisher
@@ -431,7 +447,9 @@ mod tests {
             matches!(&results[2], SendResult::Failed { retryable: true, code, message } if code == "Timeout" && message.starts_with("kafka: "))
         );
         // Retryable on one side beats permanent on the other: handed back, not parked.
-        assert!(matches!(&results[3], SendResult::Failed { retryable: true, code, .. } if code == "NotLeader"));
+        assert!(
+            matches!(&results[3], SendResult::Failed { retryable: true, code, .. } if code == "NotLeader")
+        );
         assert_eq!(publisher.sqs.calls(), 1);
         assert_eq!(publisher.kafka.as_ref().unwrap().calls(), 1);
     }

@@ -11,11 +11,14 @@
 //! was done, 1 when something was left (failed, not found, kept on the queue), 2 on bad usage
 //! or configuration, 3 when AWS could not be reached.
 
+// The republish futures over the routed publisher (SQS + Kafka) nest deeper than the default 128.
+#![recursion_limit = "256"]
+
 use clap::{Args, Parser, Subcommand};
 use ras_aws::config::{load_sdk_config, process_env, StoreConfig};
 use ras_aws::dynamo::DynamoStore;
-use ras_aws::parking::PARKED_QUEUE_URL_ENV;
 use ras_aws::kafka_publisher::{KafkaPublisher, KafkaSettings};
+use ras_aws::parking::PARKED_QUEUE_URL_ENV;
 use ras_aws::routing::{RoutedPublisher, Routes};
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
 use ras_domain::contracts::Timestamp;
