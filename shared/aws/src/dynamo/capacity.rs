@@ -9,7 +9,8 @@
 //!   string is its UTF-8 length; a number about one byte per two significant digits plus one
 //!   (leading and trailing zeroes trimmed); a binary value its raw length; null and boolean one
 //!   byte; a list or map 3 bytes of overhead plus its elements, plus one byte per element (a map
-//!   element also counts its name). Sets are counted as the sum of their elements.
+//!   element also counts its name). Sets are not on that page: counted here as the sum of their
+//!   elements (the store writes none).
 //!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>
 //! * **Reads** ([`read_units`]): a `Query` treats all items it returns as one read — their total
 //!   size rounded up to the next 4 KB; one unit per 4 KB strongly consistent, half eventually
