@@ -51,10 +51,27 @@ pub fn render(report: &PipelineReport) -> String {
     );
 
     let ingest = &report.ingest;
+    let mut produced_partitions: Vec<String> = ingest
+        .produced
+        .iter()
+        .map(|p| format!("{}-{}", p.topic, p.partition))
+        .collect();
+    produced_partitions.sort();
+    produced_partitions.dedup();
     let _ = writeln!(
         out,
-        "\n1. Ingest: {} MSK event(s) through ingest::handler::process_event (DynamoDB store, SQS dead-letter queue)",
-        ingest.invocations.len()
+        "\n1. Ingest: {} record(s) produced to the Kafka broker {} (keyed, no headers) on {} topic-partitions; \
+         the MSK event-source emulator (consumer group {}: {} partition(s) resumed from committed offsets, {} from the starting position) \
+         fetched {}, invoked ingest::handler::process_event with {} MSK event(s) (DynamoDB store, SQS dead-letter queue), {} OffsetCommit request(s)",
+        ingest.produced.len(),
+        ingest.bootstrap,
+        produced_partitions.len(),
+        ingest.consumer_group,
+        ingest.emulator.resumed_partitions,
+        ingest.emulator.new_partitions,
+        ingest.emulator.fetched_records,
+        ingest.invocations.len(),
+        ingest.emulator.commit_requests
     );
     for inv in &ingest.invocations {
         let redelivery = if inv.delivery > 1 {
@@ -117,6 +134,20 @@ pub fn render(report: &PipelineReport) -> String {
             "  GAVE UP after the last delivery: {}",
             ingest.gave_up.join(", ")
         );
+    }
+    let committed: Vec<String> = ingest
+        .committed
+        .iter()
+        .map(|(lane, offset)| format!("{lane}={offset}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  committed offsets of group {}: {}",
+        ingest.consumer_group,
+        committed.join(", ")
+    );
+    for problem in &ingest.problems {
+        let _ = writeln!(out, "  PROBLEM: {problem}");
     }
 
     let timer = &report.timer;
