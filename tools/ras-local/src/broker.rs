@@ -424,3 +424,68 @@ impl KafkaSource for BrokerSource {
             .map_err(|e| SourceError(e.to_string()))
     }
 }
+
+/// A message a consumer reads back from a published topic.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct KafkaMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's key as text (the ordering key: batch id / teacher id).
+    pub key: Option<String>,
+    pub timestamp_ms: i64,
+    /// Number of record headers (HuleEdu's producers send none).
+    pub headers: usize,
+    /// The value (the envelope JSON; a string if it is not JSON).
+    pub body: serde_json::Value,
+}
+
+/// Where each partition of `topics` ends now (its high watermark); topics the broker does not
+/// have are left out.
+pub async fn topic_ends(
+    broker: &mut Broker,
+    topics: &[&str],
+) -> Result<BTreeMap<(String, i32), i64>, BrokerError> {
+    let all = broker.topics().await?;
+    let mut ends = BTreeMap::new();
+    for topic in topics {
+        let Some(partitions) = all.get(*topic) else {
+            continue;
+        };
+        for partition in 0..*partitions {
+            let end = broker.high_watermark(topic, partition).await?;
+            ends.insert((topic.to_string(), partition), end);
+        }
+    }
+    Ok(ends)
+}
+
+/// What a consumer reads from each partition of `from` (from that offset to the partition's
+/// end), in partition order.
+pub async fn read_from(
+    broker: &mut Broker,
+    from: &BTreeMap<(String, i32), i64>,
+) -> Result<Vec<KafkaMessage>, BrokerError> {
+    let mut messages = Vec::new();
+    for ((topic, partition), offset) in from {
+        for r in broker.read_to_end(topic, *partition, *offset).await? {
+            let value = r.record.value.unwrap_or_default();
+            let body = serde_json::from_slice(&value).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&value).into_owned())
+            });
+            messages.push(KafkaMessage {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: r.offset,
+                key: r
+                    .record
+                    .key
+                    .map(|k| String::from_utf8_lossy(&k).into_owned()),
+                timestamp_ms: r.record.timestamp.timestamp_millis(),
+                headers: r.record.headers.len(),
+                body,
+            });
+        }
+    }
+    Ok(messages)
+}

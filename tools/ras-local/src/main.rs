@@ -139,7 +139,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             println!("{line}");
         }
     };
-    out(format!("\n8. Query API on {base} (Ctrl-C to stop)"));
+    out(format!("\n10. Query API on {base} (Ctrl-C to stop)"));
     out(format!(
         "  headers: X-Internal-API-Key: {LOCAL_API_KEY}   X-Service-ID: {LOCAL_SERVICE_ID}"
     ));

@@ -20,7 +20,9 @@
 //!    the events and notifications queues and the dead letters (received and deleted, like a
 //!    consumer), and the requests counted on the wire.
 
-use crate::broker::{produce_scenario, Broker, BrokerSource, Produced, DEFAULT_PARTITIONS};
+use crate::broker::{
+    produce_scenario, read_from, topic_ends, Broker, BrokerSource, Produced, DEFAULT_PARTITIONS,
+};
 use crate::counter::RequestCounter;
 use crate::esm::{
     EmulatorSettings, EmulatorStats, InvokeResult, KafkaSource, MskEmulator, StartingPosition,
@@ -40,7 +42,7 @@ use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
 use ras_aws::parking::{SqsParking, PARKED_QUEUE_URL_ENV};
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
-use ras_domain::contracts::{ConsumedTopic, Timestamp};
+use ras_domain::contracts::{ConsumedTopic, PublishedTopic, Timestamp};
 use ras_domain::ports::{
     AggregateStore, BatchReader, DeadLetter, DeadLetterSink, MessagePublisher,
 };
@@ -262,9 +264,40 @@ pub struct PipelineReport {
     pub events: Vec<DeliveredMessage>,
     /// Received from the notifications queue (`ras-notifications.fifo`), per group in order.
     pub notifications: Vec<DeliveredMessage>,
+    /// Read back from the published Kafka topics.
+    pub kafka: KafkaStage,
     /// Received from the ingest dead-letter queue, by topic, partition, offset.
     pub dead_letters: Vec<DeadLetterSummary>,
     pub requests: RequestReport,
+}
+
+/// What a Kafka consumer reads from the three published topics after the relay stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct KafkaStage {
+    /// Where it started reading: each partition's end before this run (`<topic>-<partition>`).
+    pub read_from: BTreeMap<String, i64>,
+    /// The messages, per key (ordering key) in production order.
+    pub messages: Vec<KafkaDelivered>,
+}
+
+/// A message read from a published topic.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KafkaDelivered {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record key: the ordering key (batch id / teacher id).
+    pub key: String,
+    /// The record's CreateTime.
+    pub timestamp_ms: i64,
+    /// The envelope's `event_id` and `event_type`.
+    pub event_id: String,
+    pub event_type: String,
+    /// Record headers (none expected).
+    pub headers: usize,
+    /// The notification's `payload.message`, or a one-line description of a domain event.
+    pub text: String,
+    pub body: Value,
 }
 
 /// What the facts timer did.
@@ -494,6 +527,23 @@ pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport, Pip
     )
     .await?;
 
+    // Where the published topics end now: the summary's consumer reads what this run adds.
+    let kafka = |e: crate::broker::BrokerError| PipelineError::Kafka(e.to_string());
+    let mut reader = Broker::connect(&config.kafka_bootstrap, Duration::from_secs(10))
+        .await
+        .map_err(kafka)?;
+    let all_topics: Vec<&str> = ConsumedTopic::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(PublishedTopic::ALL.iter().map(|t| t.name()))
+        .collect();
+    reader
+        .ensure_topics(&all_topics, config.topic_partitions)
+        .await
+        .map_err(kafka)?;
+    let published: Vec<&str> = PublishedTopic::ALL.iter().map(|t| t.name()).collect();
+    let published_from = topic_ends(&mut reader, &published).await.map_err(kafka)?;
+
     let ingest_dynamo = RequestCounter::default();
     let ingest_sqs = RequestCounter::default();
     let ingest = run_ingest(config, &ingest_dynamo, &ingest_sqs).await?;
@@ -507,6 +557,7 @@ pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport, Pip
     let events = receive_messages(&sqs, &config.queues.events).await?;
     let notifications = receive_messages(&sqs, &config.queues.notifications).await?;
     let dead_letters = receive_dead_letters(&sqs, &config.ingest_dead_letter_queue).await?;
+    let kafka_stage = read_published(&mut reader, &published_from).await?;
 
     let requests = RequestReport {
         consumed_records: ingest
@@ -533,8 +584,52 @@ pub async fn run_pipeline(config: &PipelineConfig) -> Result<PipelineReport, Pip
         batches,
         events,
         notifications,
+        kafka: kafka_stage,
         dead_letters,
         requests,
+    })
+}
+
+/// The summary's Kafka consumer: everything on the published topics from `from` on.
+async fn read_published(
+    reader: &mut Broker,
+    from: &BTreeMap<(String, i32), i64>,
+) -> Result<KafkaStage, PipelineError> {
+    let records = read_from(reader, from)
+        .await
+        .map_err(|e| PipelineError::Kafka(e.to_string()))?;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut messages: Vec<KafkaDelivered> = records
+        .into_iter()
+        .map(|r| KafkaDelivered {
+            event_id: text(&r.body["event_id"]),
+            event_type: text(&r.body["event_type"]),
+            text: describe(&r.body),
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            key: r.key.unwrap_or_default(),
+            timestamp_ms: r.timestamp_ms,
+            headers: r.headers,
+            body: r.body,
+        })
+        .collect();
+    // Per key; within a key in production order (offsets order each partition; a key's two
+    // topics are ordered by the produce timestamps).
+    messages.sort_by(|a, b| {
+        (&a.key, a.timestamp_ms, &a.topic, a.offset).cmp(&(
+            &b.key,
+            b.timestamp_ms,
+            &b.topic,
+            b.offset,
+        ))
+    });
+    Ok(KafkaStage {
+        read_from: from
+            .iter()
+            .map(|((t, p), o)| (partition_key(t, i64::from(*p)), *o))
+            .collect(),
+        messages,
     })
 }
 

@@ -265,9 +265,38 @@ pub fn render(report: &PipelineReport) -> String {
     );
     messages(&mut out, &report.notifications, true);
 
+    let kafka = &report.kafka;
     let _ = writeln!(
         out,
-        "\n7. Dead letters (ras-ingest-dlq): {}",
+        "\n7. Kafka topics, read back by a consumer (from where each partition ended before this run): {} message(s)",
+        kafka.messages.len()
+    );
+    let mut key = None;
+    for m in &kafka.messages {
+        if key != Some(&m.key) {
+            let _ = writeln!(out, "  key {}:", m.key);
+            key = Some(&m.key);
+        }
+        let kind = m.body["data"]["notification_type"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| m.topic.clone());
+        let headers = if m.headers > 0 {
+            format!("  ({} headers)", m.headers)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "    {}  {kind}  {}-{}@{}{headers}",
+            m.event_id, m.topic, m.partition, m.offset
+        );
+        let _ = writeln!(out, "        {}", m.text);
+    }
+
+    let _ = writeln!(
+        out,
+        "\n8. Dead letters (ras-ingest-dlq): {}",
         report.dead_letters.len()
     );
     for d in &report.dead_letters {
@@ -279,7 +308,7 @@ pub fn render(report: &PipelineReport) -> String {
     }
 
     let r = &report.requests;
-    let _ = writeln!(out, "\n8. Requests (counted on the wire)");
+    let _ = writeln!(out, "\n9. Requests (counted on the wire)");
     let _ = writeln!(
         out,
         "  ingest DynamoDB: {} = {:.2} per consumed record ({} records)",
