@@ -1,4 +1,4 @@
-"""The project's own cfn-lint rules for template.yaml (E9001-E9006).
+"""The project's own cfn-lint rules for template.yaml (E9001-E9007).
 
 scripts/lint-template.sh runs them: `cfn-lint --append-rules infra/lint -- template.yaml`.
 cfn-lint hands rules the SAM template itself (Globals merged into each function), with every
@@ -482,4 +482,124 @@ class AlarmsNotifyTheTopic(CloudFormationLintRule):
         output = ((cfn.template.get("Outputs") or {}).get("AlarmTopicArn") or {}).get("Value")
         if not notifies([output]):
             matches.append(RuleMatch(["Outputs", "AlarmTopicArn"], f"output AlarmTopicArn must be !If [<AlarmTopicArn given>, !Ref AlarmTopicArn, !Ref {topic_id}]"))
+        return matches
+
+
+class KafkaPublishing(CloudFormationLintRule):
+    """docs/kafka.md, "Deployment": the relay publishes to MSK with least privilege."""
+
+    id = "E9007"
+    shortdesc = "The relay's Kafka publishing is scoped to the three topics and switched by one condition"
+    description = (
+        "RAS_EVENTS_PUBLISH_TO and RAS_NOTIFICATIONS_PUBLISH_TO of the relay are !Ref of parameters "
+        "allowing exactly kafka, sqs, both; the relay role's kafka-cluster grants are Connect on "
+        "MskClusterArn and DescribeTopic/WriteData on exactly the three published topics (no other "
+        "kafka-cluster action, no other topic); the kafka-cluster policy, the VpcConfig and the "
+        "RAS_KAFKA_* variables are all under one condition, the one that is true when either "
+        "parameter is not sqs; no other function gets kafka-cluster write actions."
+    )
+    tags = ["ras", "iam", "kafka"]
+
+    TOPICS = {
+        "huleedu.ras.batch.results.ready.v1",
+        "huleedu.ras.batch.assessment.completed.v1",
+        "huleedu.notification.teacher.requested.v1",
+    }
+    VARIABLES = ("RAS_EVENTS_PUBLISH_TO", "RAS_NOTIFICATIONS_PUBLISH_TO")
+
+    @staticmethod
+    def if_condition(value):
+        """The condition name of !If [C, x, !Ref AWS::NoValue], else None."""
+        fn, arg = intrinsic(value)
+        if fn == "Fn::If" and isinstance(arg, list) and len(arg) == 3 and ref(arg[2]) == "AWS::NoValue":
+            return arg[0]
+        return None
+
+    @staticmethod
+    def topic_of(resource):
+        """The topic name a "${Prefix}:topic/${Cluster}/<name>" Sub ends with, else None."""
+        fn, arg = intrinsic(resource)
+        if fn != "Fn::Sub":
+            return None
+        text = arg if isinstance(arg, str) else arg[0]
+        if not isinstance(text, str) or ":topic/" not in text:
+            return None
+        return text.rsplit("/", 1)[-1]
+
+    def uses_kafka(self, cfn, condition, parameters) -> bool:
+        """Condition is !Or of !Not [!Equals [!Ref P, sqs]] over exactly the two parameters."""
+        fn, arg = intrinsic((cfn.template.get("Conditions") or {}).get(condition))
+        if fn != "Fn::Or" or not isinstance(arg, list):
+            return False
+        seen = set()
+        for item in arg:
+            nfn, narg = intrinsic(item)
+            if nfn != "Fn::Not" or not isinstance(narg, list) or len(narg) != 1:
+                return False
+            efn, earg = intrinsic(narg[0])
+            if efn != "Fn::Equals" or not isinstance(earg, list) or len(earg) != 2:
+                return False
+            names = {ref(x) for x in earg} - {None}
+            if "sqs" not in earg or len(names) != 1:
+                return False
+            seen |= names
+        return seen == set(parameters)
+
+    def match(self, cfn):
+        matches = []
+        functions = resources(cfn, FUNCTION)
+        roles = resources(cfn, ROLE)
+        parameters = cfn.template.get("Parameters") or {}
+        relay_id = next((fid for fid, f in functions.items() if any(v in ((props(f).get("Environment") or {}).get("Variables") or {}) for v in self.VARIABLES)), None)
+        if relay_id is None:
+            return [RuleMatch(["Resources"], f"no function gets {self.VARIABLES}")]
+        relay = props(functions[relay_id])
+        path = ["Resources", relay_id, "Properties"]
+        variables = (relay.get("Environment") or {}).get("Variables") or {}
+        routed_by = []
+        for var in self.VARIABLES:
+            param = ref(variables.get(var))
+            allowed = set((parameters.get(param) or {}).get("AllowedValues") or [])
+            if not param or allowed != {"kafka", "sqs", "both"}:
+                matches.append(RuleMatch(path + ["Environment", "Variables", var], f"{relay_id}: {var} must be !Ref of a parameter with AllowedValues [kafka, sqs, both]"))
+            else:
+                routed_by.append(param)
+        conditions = set()
+        for var in [v for v in variables if v.startswith("RAS_KAFKA_")]:
+            fn, arg = intrinsic(variables[var])
+            conditions.add(arg[0] if fn == "Fn::If" and isinstance(arg, list) and len(arg) == 3 else None)
+        if "RAS_KAFKA_BOOTSTRAP" not in variables:
+            matches.append(RuleMatch(path + ["Environment", "Variables"], f"{relay_id}: RAS_KAFKA_BOOTSTRAP is not set"))
+        vpc_condition = self.if_condition(relay.get("VpcConfig"))
+        conditions.add(vpc_condition)
+        target = get_att(relay.get("Role"))
+        role_id = target[0] if target else None
+        kafka_policies = []
+        for i, policy in enumerate(props(roles.get(role_id) or {}).get("Policies") or []):
+            if any(str(a).startswith("kafka-cluster:") for st in statements(policy, []) for a in as_list(st.get("Action"))):
+                kafka_policies.append((i, policy))
+                conditions.add(self.if_condition(policy))
+        if len(conditions) != 1 or None in conditions or not self.uses_kafka(cfn, next(iter(conditions)), routed_by):
+            matches.append(RuleMatch(path, f"{relay_id}: the kafka-cluster policy, VpcConfig and RAS_KAFKA_* variables must share one !If condition, true exactly when {routed_by} is not sqs; got {sorted(str(c) for c in conditions)}"))
+        grants = {}
+        for i, policy in kafka_policies:
+            for st in statements(policy, []):
+                for action in as_list(st.get("Action")):
+                    for resource in as_list(st.get("Resource")):
+                        grants.setdefault(action, []).append(resource)
+        if set(grants) != {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"}:
+            matches.append(RuleMatch(["Resources", str(role_id), "Properties", "Policies"], f"{role_id}: kafka-cluster actions must be exactly Connect, DescribeTopic, WriteData; got {sorted(grants)}"))
+        if [ref(r) for r in grants.get("kafka-cluster:Connect", [])] != ["MskClusterArn"]:
+            matches.append(RuleMatch(["Resources", str(role_id), "Properties", "Policies"], f"{role_id}: kafka-cluster:Connect must be granted on !Ref MskClusterArn only"))
+        for action in ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"):
+            topics = [self.topic_of(r) for r in grants.get(action, [])]
+            if None in topics or set(topics) != self.TOPICS or len(topics) != len(self.TOPICS):
+                matches.append(RuleMatch(["Resources", str(role_id), "Properties", "Policies"], f"{role_id}: {action} must name exactly the topics {sorted(self.TOPICS)}; got {topics}"))
+        for fid, function in functions.items():
+            if fid == relay_id:
+                continue
+            other = get_att(props(function).get("Role"))
+            for st in statements(props(roles.get(other[0] if other else None) or {}).get("Policies") or [], []):
+                if any(a in ("kafka-cluster:WriteData", "kafka-cluster:WriteDataIdempotently") for a in as_list(st.get("Action"))):
+                    matches.append(RuleMatch(["Resources", fid], f"{fid}: only the relay writes to Kafka"))
         return matches

@@ -56,6 +56,11 @@ CASES = [
  ("E9005 no errors alarm", "        - Name: FunctionName\n          Value: !Ref TimerFunction", "        - Name: FunctionName\n          Value: !Ref RelayFunction"),
  ("E9006 alarm without OK action", "  Api5xxAlarm:", None),
  ("E9006 topic condition", "    Condition: CreateAlarmTopic\n    Properties:\n      TopicName", "    Condition: HasAlarmTopic\n    Properties:\n      TopicName"),
+("E9007 fourth topic", "                        - \"${Prefix}:topic/${Cluster}/huleedu.notification.teacher.requested.v1\"", "                        - \"${Prefix}:topic/${Cluster}/huleedu.notification.teacher.requested.v1\"\n                        - Prefix: !Select [0, !Split [\":cluster/\", !Ref MskClusterArn]]\n                          Cluster: !Select [1, !Split [\":cluster/\", !Ref MskClusterArn]]\n                      - !Sub\n                        - \"${Prefix}:topic/${Cluster}/*\""),
+ ("E9007 extra action", "                  Action: [kafka-cluster:DescribeTopic, kafka-cluster:WriteData]", "                  Action: [kafka-cluster:DescribeTopic, kafka-cluster:WriteData, kafka-cluster:CreateTopic]"),
+ ("E9007 VPC always", "      VpcConfig: !If\n        - RelayUsesKafka\n", "      VpcConfig: !If\n        - CreateRelaySqsEndpoint\n"),
+ ("E9007 free-text route", "          RAS_EVENTS_PUBLISH_TO: !Ref EventsPublishTo", "          RAS_EVENTS_PUBLISH_TO: kafka"),
+ ("E9007 connect anywhere", "                  Action: kafka-cluster:Connect\n                  Resource: !Ref MskClusterArn", "                  Action: kafka-cluster:Connect\n                  Resource: \"*\""),
 ]
 
 

@@ -343,6 +343,11 @@ def write_env_file(path: Path, endpoint: str, spec: dict, urls: dict[str, str]) 
     }
     for var, name in sorted(spec["env"].items()):
         values[var] = urls.get(name, name)  # a queue's URL, a table's name
+    # The relay's routes (template parameters EventsPublishTo / NotificationsPublishTo): the local
+    # server has no Kafka, so everything goes to its queues; infra/local/kafka-start.sh writes
+    # .local/kafka.env, which switches both to `both` with the local broker.
+    values["RAS_EVENTS_PUBLISH_TO"] = "sqs"
+    values["RAS_NOTIFICATIONS_PUBLISH_TO"] = "sqs"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     lines = ["# Written by infra/local/create_resources.py; read by infra/local/env.sh."]

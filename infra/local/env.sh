@@ -2,7 +2,9 @@
 # The environment the tests use to reach the local AWS-API server:
 #   AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_DEFAULT_REGION,
 #   AWS_EC2_METADATA_DISABLED, RAS_STATE_TABLE, RAS_OUTBOX_TABLE, RAS_EVENTS_QUEUE_URL,
-#   RAS_NOTIFICATIONS_QUEUE_URL, RAS_INGEST_DLQ_URL, RAS_RELAY_PARKED_QUEUE_URL
+#   RAS_NOTIFICATIONS_QUEUE_URL, RAS_INGEST_DLQ_URL, RAS_RELAY_PARKED_QUEUE_URL, and the relay's
+#   routes RAS_EVENTS_PUBLISH_TO=sqs, RAS_NOTIFICATIONS_PUBLISH_TO=sqs (source .local/kafka.env
+#   afterwards to add the local Kafka broker: infra/local/kafka-start.sh)
 # (the last ones are the functions' variables that template.yaml sets to !Ref of a table or queue).
 #
 #   source infra/local/env.sh        # export them into the current shell

@@ -6,7 +6,7 @@
 #
 # Port: ${RAS_KAFKA_PORT:-9092} on 127.0.0.1. State directory: ${RAS_LOCAL_STATE_DIR:-.local}
 # (relative to the repository root unless absolute): log tansu.log, PID tansu.pid, and
-# kafka.env (RAS_KAFKA_BOOTSTRAP=127.0.0.1:<port>). A broker already started by this script
+# kafka.env (RAS_KAFKA_BOOTSTRAP=127.0.0.1:<port>, plaintext, both routes). A broker already started by this script
 # (PID file, process alive, port accepting connections) is reused; its topics are created only
 # if missing. Everything is in memory: a restart starts empty.
 # Needs infra/local/kafka-setup.sh to have run (.tools/tansu/bin/tansu).
@@ -128,5 +128,13 @@ for topic in "${TOPICS[@]}"; do
     echo "kafka-start: created topic ${topic} (${PARTITIONS} partitions)"
 done
 
-echo "RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP}" >"${ENV_FILE}"
-echo "kafka-start: ready; RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP} (also in ${ENV_FILE})"
+# Sourced after infra/local/env.sh (which routes everything to SQS): the relay then publishes
+# to both the local queues and this broker, in plaintext (no TLS, no IAM locally).
+cat >"${ENV_FILE}" <<EOF_ENV
+# Written by infra/local/kafka-start.sh; source it after infra/local/env.sh.
+export RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP}
+export RAS_KAFKA_SECURITY=plaintext
+export RAS_EVENTS_PUBLISH_TO=both
+export RAS_NOTIFICATIONS_PUBLISH_TO=both
+EOF_ENV
+echo "kafka-start: ready; RAS_KAFKA_BOOTSTRAP=${BOOTSTRAP} (source ${ENV_FILE} after infra/local/env.sh)"

@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod huleedu;
 pub mod ingest_support;
+pub mod kafka;
 pub mod local_aws;
 pub mod msk;
 

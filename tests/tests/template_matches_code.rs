@@ -236,6 +236,68 @@ fn ingest_consumes_the_six_topics() {
     }
 }
 
+/// relay: the routes are template parameters whose values the code accepts, the default
+/// routes parse, the Kafka variables are the ones the code reads, and the role may write each
+/// published topic (the topics of the code's `PublishedTopic`). (Scope, one condition for the
+/// policy, VPC and variables: cfn-lint rule E9007.)
+#[test]
+fn relay_routes_and_kafka_variables_match_the_code() {
+    use ras_aws::kafka_publisher::{BOOTSTRAP_ENV, SECURITY_ENV};
+    use ras_aws::routing::{Transport, EVENTS_PUBLISH_TO_ENV, NOTIFICATIONS_PUBLISH_TO_ENV};
+    let template = load_template();
+    let functions = functions_by_binary(&template);
+    let (fid, function) = &functions["relay"];
+    let variables = &properties(function, fid)["Environment"]["Variables"];
+    for var in [EVENTS_PUBLISH_TO_ENV, NOTIFICATIONS_PUBLISH_TO_ENV] {
+        let param = ref_target(&variables[var])
+            .unwrap_or_else(|| panic!("{fid}: {var} must be !Ref of a parameter"));
+        let p = &template["Parameters"][param.as_str()];
+        let allowed = string_list(p.get("AllowedValues"), &param);
+        assert_eq!(allowed.len(), Transport::VALUES.len(), "{param}");
+        for value in &allowed {
+            assert!(Transport::parse(value).is_some(), "{param}: {value}");
+        }
+        let default = str_field(p, "Default", &param);
+        assert_eq!(
+            Transport::parse(default),
+            Some(Transport::Kafka),
+            "{param}: the documented default (docs/kafka.md) is kafka"
+        );
+    }
+    // The Kafka variables are given only under a condition (an SQS-only relay needs none).
+    let conditional = |var: &str| -> &Value {
+        match intrinsic(&variables[var]) {
+            Some((name, args)) if name == "If" => &args[1],
+            _ => panic!("{fid}: {var} must be !If [<condition>, <value>, !Ref AWS::NoValue]"),
+        }
+    };
+    assert_eq!(
+        ref_target(conditional(BOOTSTRAP_ENV)).as_deref(),
+        Some("KafkaBootstrapBrokers"),
+        "{fid}: {BOOTSTRAP_ENV}"
+    );
+    let security = conditional(SECURITY_ENV);
+    assert_eq!(
+        security.as_str(),
+        Some("iam"),
+        "{fid}: MSK with IAM access control"
+    );
+    let (role_id, _) = get_att(&properties(function, fid)["Role"])
+        .unwrap_or_else(|| panic!("{fid}: Role must be !GetAtt <role>.Arn"));
+    let roles = resources_of_type(&template, "AWS::IAM::Role");
+    let mut strings = Vec::new();
+    all_strings(&roles[&role_id]["Properties"]["Policies"], &mut strings);
+    for topic in ras_domain::contracts::PublishedTopic::ALL {
+        assert!(
+            strings
+                .iter()
+                .any(|s| s.ends_with(&format!(":topic/${{Cluster}}/{}", topic.name()))),
+            "{role_id}: no kafka-cluster access to topic {}",
+            topic.name()
+        );
+    }
+}
+
 /// relay: its one DynamoDB stream event source reads the outbox table's stream (the table the
 /// ingest writes its outbox items to). (Filter, retries, failure queue: cfn-lint rule E9003.)
 #[test]

@@ -9,11 +9,19 @@
 //! | `RAS_RELAY_BREAKER_FAILURES` | `5` | consecutive failed requests that open the breaker |
 //! | `RAS_RELAY_BREAKER_OPEN_SECONDS` | `30` | how long the breaker stays open |
 //! | `RAS_RELAY_SQS_TIMEOUT_MS` | `5000` | SQS operation timeout (all SDK attempts of one request) |
+//! | `RAS_EVENTS_PUBLISH_TO` | required | `sqs`, `kafka` or `both` ([`ras_aws::routing`]) |
+//! | `RAS_NOTIFICATIONS_PUBLISH_TO` | required | `sqs`, `kafka` or `both` |
+//! | `RAS_KAFKA_*` | required when a route uses Kafka | brokers and authentication ([`ras_aws::kafka_publisher`]) |
+//!
+//! The queue URLs are required whatever the routes: the queues exist in every deployment
+//! (`template.yaml`), and `ras-ops republish` can be pointed at them.
 
 use crate::breaker::BreakerSettings;
 pub use ras_aws::config::ConfigError;
 use ras_aws::config::Env;
+use ras_aws::kafka_publisher::KafkaSettings;
 use ras_aws::parking::PARKED_QUEUE_URL_ENV;
+use ras_aws::routing::Routes;
 use ras_aws::sqs_publisher::QueueUrls;
 use std::time::Duration;
 
@@ -31,6 +39,10 @@ pub struct RelayConfig {
     /// Upper bound of one `SendMessageBatch` (SDK retries included). No request starts later
     /// than this before the invocation's deadline.
     pub sqs_timeout: Duration,
+    /// Where each destination kind goes.
+    pub routes: Routes,
+    /// The brokers, when a route uses Kafka (`None` otherwise: nothing Kafka is read).
+    pub kafka: Option<KafkaSettings>,
 }
 
 impl RelayConfig {
@@ -69,6 +81,12 @@ impl RelayConfig {
             100,
             60_000,
         )?;
+        let routes = Routes::from_config(&env)?;
+        let kafka = if routes.uses_kafka() {
+            Some(KafkaSettings::from_env(&env)?)
+        } else {
+            None
+        };
         Ok(RelayConfig {
             queues,
             parked_queue_url,
@@ -77,7 +95,16 @@ impl RelayConfig {
                 open_for: Duration::from_secs(open_seconds),
             },
             sqs_timeout: Duration::from_millis(timeout_ms),
+            routes,
+            kafka,
         })
+    }
+
+    /// The longest one publish request may take: a request starts no later than this before
+    /// the invocation's deadline.
+    pub fn request_timeout(&self) -> Duration {
+        let kafka = self.kafka.as_ref().map(|k| k.timeout).unwrap_or_default();
+        self.sqs_timeout.max(kafka)
     }
 }
 
@@ -100,6 +127,11 @@ mod tests {
                 "RAS_RELAY_PARKED_QUEUE_URL".to_string(),
                 "http://127.0.0.1:4566/123456789012/ras-relay-parked".to_string(),
             ),
+            ("RAS_EVENTS_PUBLISH_TO".to_string(), "sqs".to_string()),
+            (
+                "RAS_NOTIFICATIONS_PUBLISH_TO".to_string(),
+                "sqs".to_string(),
+            ),
         ]);
         for (k, v) in pairs {
             map.insert(k.to_string(), v.to_string());
@@ -116,6 +148,27 @@ mod tests {
         assert_eq!(c.sqs_timeout, Duration::from_secs(5));
         assert!(c.queues.events.ends_with("ras-events.fifo"));
         assert!(c.parked_queue_url.ends_with("/ras-relay-parked"));
+        assert_eq!(c.kafka, None);
+        assert_eq!(c.request_timeout(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn kafka_settings_are_read_only_when_a_route_uses_kafka() {
+        // SQS only: Kafka variables are not looked at, even when invalid.
+        let c = RelayConfig::from_lookup(lookup(&[("RAS_KAFKA_BOOTSTRAP", "")])).unwrap();
+        assert_eq!(c.kafka, None);
+        let err = RelayConfig::from_lookup(lookup(&[("RAS_NOTIFICATIONS_PUBLISH_TO", "kafka")]))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::Missing("RAS_KAFKA_BOOTSTRAP"));
+        let c = RelayConfig::from_lookup(lookup(&[
+            ("RAS_EVENTS_PUBLISH_TO", "both"),
+            ("RAS_KAFKA_BOOTSTRAP", "b-1.example:9098,b-2.example:9098"),
+            ("RAS_KAFKA_SECURITY", "plaintext"),
+        ]))
+        .unwrap();
+        assert!(c.routes.uses_kafka());
+        let kafka = c.kafka.expect("kafka settings");
+        assert_eq!(kafka.bootstrap, ["b-1.example:9098", "b-2.example:9098"]);
     }
 
     #[test]

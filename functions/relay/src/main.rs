@@ -1,9 +1,14 @@
 //! The relay Lambda: configuration and clients built once per sandbox, then the runtime loop.
 
+// The handler future over the routed publisher (SQS + Kafka) nests deeper than the default 128.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use ras_aws::kafka_publisher::KafkaPublisher;
 use ras_aws::parking::SqsParking;
+use ras_aws::routing::RoutedPublisher;
 use ras_aws::sqs_publisher::SqsPublisher;
 use ras_aws::telemetry;
 use relay::breaker::CircuitBreaker;
@@ -27,13 +32,29 @@ async fn main() -> Result<(), Error> {
     // no request retry loop of its own; Lambda redelivers what is handed back (relay::sdk).
     let sdk = relay::sdk::settings(config.sqs_timeout).load().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let publisher = SqsPublisher::new(sqs.clone(), config.queues.clone());
+    let sqs_publisher = SqsPublisher::new(sqs.clone(), config.queues.clone());
+    // No I/O here: the Kafka connection is opened by the first publish and then reused.
+    // Signed with the same credentials provider (and cache) as the SDK clients.
+    let kafka = config
+        .kafka
+        .clone()
+        .map(|settings| match sdk.credentials_provider() {
+            Some(credentials) => KafkaPublisher::with_credentials(settings, credentials),
+            None => KafkaPublisher::new(settings),
+        });
+    let publisher = match RoutedPublisher::new(config.routes, sqs_publisher, kafka) {
+        Ok(publisher) => publisher,
+        Err(err) => return Err(ras_aws::runtime::init_failed("relay", err).await.into()),
+    };
     let parking = SqsParking::new(sqs, config.parked_queue_url.clone());
     // One breaker per sandbox: it outlives invocations, it never holds messages.
     let breaker = Arc::new(CircuitBreaker::new(config.breaker));
     let relay = Arc::new(Relay::new(publisher, breaker, SystemClock).with_parking(parking));
-    let margin = config.sqs_timeout + DEADLINE_SPARE;
+    let margin = config.request_timeout() + DEADLINE_SPARE;
     tracing::info!(
+        events_to = config.routes.events.as_str(),
+        notifications_to = config.routes.notifications.as_str(),
+        kafka_bootstrap = ?config.kafka.as_ref().map(|k| &k.bootstrap),
         events_queue = %config.queues.events,
         notifications_queue = %config.queues.notifications,
         parked_queue = %config.parked_queue_url,

@@ -11,10 +11,15 @@
 //! was done, 1 when something was left (failed, not found, kept on the queue), 2 on bad usage
 //! or configuration, 3 when AWS could not be reached.
 
+// The republish futures over the routed publisher (SQS + Kafka) nest deeper than the default 128.
+#![recursion_limit = "256"]
+
 use clap::{Args, Parser, Subcommand};
 use ras_aws::config::{load_sdk_config, process_env, StoreConfig};
 use ras_aws::dynamo::DynamoStore;
+use ras_aws::kafka_publisher::{KafkaPublisher, KafkaSettings};
 use ras_aws::parking::PARKED_QUEUE_URL_ENV;
+use ras_aws::routing::{RoutedPublisher, Routes};
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
 use ras_domain::contracts::Timestamp;
 use ras_ops::redrive::{redrive, RedriveOptions};
@@ -123,10 +128,9 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
     match cli.command {
         Command::Republish(args) if args.parked => {
             let url = queue_url(args.queue_url, PARKED_QUEUE_URL_ENV)?;
-            let queues = QueueUrls::from_env().map_err(|e| OpsError::Config(e.to_string()))?;
             let store = store(&sdk)?;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let publisher = SqsPublisher::new(sqs.clone(), queues);
+            let publisher = publisher(sqs.clone())?;
             let options = ParkedOptions {
                 max: args
                     .max
@@ -143,9 +147,8 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
                 (Some(from), Some(to)) => Selection::Window { from, to },
                 _ => Selection::EventIds(args.event_id),
             };
-            let queues = QueueUrls::from_env().map_err(|e| OpsError::Config(e.to_string()))?;
             let store = store(&sdk)?;
-            let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queues);
+            let publisher = publisher(aws_sdk_sqs::Client::new(&sdk))?;
             let (items, not_found) = select(&store, &selection).await?;
             let report = republish(&publisher, &items, not_found, args.dry_run).await;
             print_json(&report);
@@ -164,6 +167,27 @@ async fn run(cli: Cli) -> Result<bool, OpsError> {
             Ok(report.is_complete())
         }
     }
+}
+
+/// Where a re-published message goes: the relay's routes and Kafka settings, from the same
+/// variables as the relay (`RAS_EVENTS_PUBLISH_TO`, `RAS_NOTIFICATIONS_PUBLISH_TO`,
+/// `RAS_KAFKA_*`; docs/operations.md). Publishing to MSK needs a network path to the brokers.
+fn publisher(
+    sqs: aws_sdk_sqs::Client,
+) -> Result<RoutedPublisher<SqsPublisher, KafkaPublisher>, OpsError> {
+    let env = process_env();
+    let config = |e: ras_aws::config::ConfigError| OpsError::Config(e.to_string());
+    let queues = QueueUrls::from_config(&env).map_err(config)?;
+    let routes = Routes::from_config(&env).map_err(config)?;
+    let kafka = if routes.uses_kafka() {
+        Some(KafkaPublisher::new(
+            KafkaSettings::from_env(&env).map_err(config)?,
+        ))
+    } else {
+        None
+    };
+    RoutedPublisher::new(routes, SqsPublisher::new(sqs, queues), kafka)
+        .map_err(|e| OpsError::Config(e.to_string()))
 }
 
 /// `--queue-url`, else the environment variable `env`.
