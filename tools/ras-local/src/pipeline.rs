@@ -14,11 +14,13 @@
 //!    all arrive get their results-ready event, flagged;
 //! 3. **relay** — the outbox table's stream read with the DynamoDB Streams API, `INSERT`s only
 //!    (the template's filter), per shard in events of at most `relay_batch_size` records,
-//!    through `relay::Relay` with the SQS publisher; a reported checkpoint is re-sent from that
-//!    sequence number (bounded);
+//!    through `relay::Relay` with the relay's routed publisher (`ras_aws::routing`: the SQS
+//!    queues and/or the broker's published topics, per `routes`); a reported checkpoint is
+//!    re-sent from that sequence number (bounded);
 //! 4. **summary** — each batch's status from the store (the API's projection), the messages on
 //!    the events and notifications queues and the dead letters (received and deleted, like a
-//!    consumer), and the requests counted on the wire.
+//!    consumer), what a Kafka consumer reads from the published topics, and the requests
+//!    counted on the wire.
 
 use crate::broker::{
     produce_scenario, read_from, topic_ends, Broker, BrokerSource, Produced, DEFAULT_PARTITIONS,
@@ -40,7 +42,9 @@ use ingest::handler::{process_event, Deps, Disposition, HandlerSettings};
 use ras_aws::config::{process_env, ConfigError, StoreConfig};
 use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
+use ras_aws::kafka_publisher::{KafkaPublisher, KafkaSettings};
 use ras_aws::parking::{SqsParking, PARKED_QUEUE_URL_ENV};
+use ras_aws::routing::{RoutedPublisher, Routes, Transport};
 use ras_aws::sqs_publisher::{QueueUrls, SqsPublisher};
 use ras_domain::contracts::{ConsumedTopic, PublishedTopic, Timestamp};
 use ras_domain::ports::{
@@ -154,6 +158,8 @@ pub struct PipelineConfig {
     /// nothing (a message SQS refuses stays unsent, as without the parking queue).
     pub parked_queue: Option<String>,
     pub scenario: Scenario,
+    /// Where the relay publishes events and notifications (SQS, Kafka or both).
+    pub routes: Routes,
     /// The local broker (`RAS_KAFKA_BOOTSTRAP`).
     pub kafka_bootstrap: String,
     /// The ingest event source's consumer group (committed offsets).
@@ -192,6 +198,10 @@ impl PipelineConfig {
             ingest_dead_letter_queue,
             parked_queue: None,
             scenario,
+            routes: Routes {
+                events: Transport::Both,
+                notifications: Transport::Both,
+            },
             kafka_bootstrap,
             consumer_group: DEFAULT_CONSUMER_GROUP.to_string(),
             starting_position: StartingPosition::TrimHorizon,
@@ -223,6 +233,9 @@ impl PipelineConfig {
         let bootstrap = Broker::bootstrap_from_env().map_err(PipelineError::Config)?;
         let mut config = Self::new(sdk, tables, queues, dead_letters, scenario, bootstrap);
         config.parked_queue = env.get(PARKED_QUEUE_URL_ENV);
+        // The relay's routes, as the function reads them (infra/local/env.sh: SQS; the broker's
+        // kafka.env: both).
+        config.routes = Routes::from_config(&env).map_err(config_error)?;
         Ok(config)
     }
 
@@ -413,12 +426,15 @@ pub struct RecordResult {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RelayStage {
+    /// Where events and notifications went: `sqs`, `kafka` or `both` each.
+    pub events_to: String,
+    pub notifications_to: String,
     pub invocations: Vec<RelayInvocation>,
     /// `INSERT` records read from the stream (what the event filter lets through).
     pub inserts: usize,
     /// Other records the filter drops (`MODIFY`, `REMOVE`).
     pub filtered_out: usize,
-    /// Event ids SQS acknowledged, in send order.
+    /// Event ids acknowledged (by SQS and/or Kafka, per route), in send order.
     pub published: Vec<String>,
     /// Sequence numbers left unsent after `max_deliveries`.
     pub gave_up: Vec<String>,
@@ -903,13 +919,25 @@ async fn run_relay(
     expected_inserts: usize,
     sqs_counter: &RequestCounter,
 ) -> Result<RelayStage, PipelineError> {
-    let publisher = SqsPublisher::new(sqs_counter.sqs_client(&config.sdk), config.queues.clone());
+    let sqs = SqsPublisher::new(sqs_counter.sqs_client(&config.sdk), config.queues.clone());
+    // As the function builds it (plaintext: the local broker has no TLS or IAM); the connection
+    // is opened by the first publish.
+    let kafka = config
+        .routes
+        .uses_kafka()
+        .then(|| KafkaPublisher::new(KafkaSettings::new(vec![config.kafka_bootstrap.clone()])));
+    let publisher = RoutedPublisher::new(config.routes, sqs, kafka)
+        .map_err(|e| PipelineError::Config(e.to_string()))?;
     let relay = Relay::new(
         publisher,
         Arc::new(CircuitBreaker::new(BreakerSettings::default())),
         SystemClock,
     );
-    let mut stage = RelayStage::default();
+    let mut stage = RelayStage {
+        events_to: config.routes.events.as_str().to_string(),
+        notifications_to: config.routes.notifications.as_str().to_string(),
+        ..RelayStage::default()
+    };
     // The stream shows a commit at once on the local server; poll a little while for the
     // inserts the ingest stage wrote, then relay whatever arrived.
     let mut shards: Vec<(String, Vec<aws_sdk_dynamodbstreams::types::Record>)> = Vec::new();

@@ -171,7 +171,9 @@ pub fn render(report: &PipelineReport) -> String {
     let relay = &report.relay;
     let _ = writeln!(
         out,
-        "\n3. Relay: outbox stream -> relay::Relay -> SQS FIFO: {} INSERT record(s) read ({} other filtered out), {} stream event(s), {} published",
+        "\n3. Relay: outbox stream -> relay::Relay -> events to {}, notifications to {} (SQS FIFO queues / Kafka topics): {} INSERT record(s) read ({} other filtered out), {} stream event(s), {} published",
+        relay.events_to,
+        relay.notifications_to,
         relay.inserts,
         relay.filtered_out,
         relay.invocations.len(),

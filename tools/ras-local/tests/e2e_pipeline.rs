@@ -11,6 +11,7 @@
 //! .local/kafka.env`); fails when `AWS_ENDPOINT_URL` or `RAS_KAFKA_BOOTSTRAP` is unset.
 
 use ras_aws::kafka_publisher::partition_for;
+use ras_aws::routing::{Routes, Transport};
 use ras_domain::ids::{
     assessment_completed_event_id, notification_event_id, results_ready_event_id,
 };
@@ -323,8 +324,56 @@ fn check_report(report: &PipelineReport) {
     .collect();
     assert_eq!(texts(&report.notifications), expected_texts);
 
-    // The relay published each outbox item once.
+    // The same messages on the Kafka topics, read back by a consumer: key = batch id for the
+    // domain events, teacher id for the notifications; no headers; each key on its default
+    // partition; the texts as on SQS.
     let relay = &report.relay;
+    assert_eq!(
+        (relay.events_to.as_str(), relay.notifications_to.as_str()),
+        ("both", "both")
+    );
+    let kafka = &report.kafka.messages;
+    let on_kafka: BTreeSet<(String, String)> = kafka
+        .iter()
+        .map(|m| (m.key.clone(), m.event_id.clone()))
+        .collect();
+    let expected_on_kafka: BTreeSet<(String, String)> = expected_events
+        .iter()
+        .chain(&expected_notifications)
+        .cloned()
+        .collect();
+    assert_eq!(on_kafka, expected_on_kafka);
+    if relay.invocations.len() == 1 {
+        // No redelivery: each message produced once (Kafka keeps every copy of a retry).
+        assert_eq!(kafka.len(), 14);
+    }
+    let sqs_texts: BTreeMap<String, String> = texts(&report.events)
+        .into_iter()
+        .chain(texts(&report.notifications))
+        .collect();
+    for m in kafka {
+        assert_eq!(m.headers, 0, "{m:?}");
+        assert_eq!(m.partition, partition_for(m.key.as_bytes(), 3), "{m:?}");
+        assert_eq!(m.body["event_id"], m.event_id.as_str());
+        assert_eq!(m.topic, m.event_type, "one topic per event type: {m:?}");
+        assert_eq!(Some(&m.text), sqs_texts.get(&m.event_id), "{m:?}");
+    }
+    // Within a key, in the order the relay produced them (A: assessment completed, then
+    // results ready).
+    let a_topics: Vec<&str> = kafka
+        .iter()
+        .filter(|m| m.key == A)
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert_eq!(
+        a_topics,
+        vec![
+            "huleedu.ras.batch.assessment.completed.v1",
+            "huleedu.ras.batch.results.ready.v1"
+        ]
+    );
+
+    // The relay published each outbox item once.
     assert_eq!(relay.inserts, 14);
     assert!(relay.gave_up.is_empty(), "{:?}", relay.gave_up);
     assert_eq!(relay.parked, 0, "nothing of the demo is refused by SQS");
@@ -410,6 +459,8 @@ fn check_report(report: &PipelineReport) {
         "invalid_json",
         "duplicate",
         "Facts timer",
+        "Kafka topics, read back by a consumer",
+        "committed offsets of group",
     ] {
         assert!(text.contains(needle), "summary lacks {needle}:\n{text}");
     }
@@ -541,6 +592,11 @@ async fn the_demo_scenario_end_to_end() {
     // of the topics (what others produced before is not this test's).
     config.consumer_group = unique_suffix("e2e-group");
     config.starting_position = StartingPosition::Latest;
+    // Production's choice per kind is either; here both, to see both sides.
+    config.routes = Routes {
+        events: Transport::Both,
+        notifications: Transport::Both,
+    };
 
     let report = run_pipeline(&config)
         .await
@@ -574,6 +630,11 @@ async fn the_demo_scenario_end_to_end() {
     assert!(again.timer.emitted.is_empty());
     assert_eq!(again.ingest.count(Outcome::DeadLettered), 2);
     assert!(again.events.is_empty() && again.notifications.is_empty());
+    assert!(
+        again.kafka.messages.is_empty(),
+        "{:?}",
+        again.kafka.messages
+    );
     assert_eq!(again.relay.inserts, 0);
     assert_eq!(again.batches, report.batches);
 
