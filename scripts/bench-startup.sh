@@ -66,6 +66,11 @@ bench_env=(
     RAS_EVENTS_QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-events.fifo
     RAS_NOTIFICATIONS_QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-notifications.fifo
     RAS_RELAY_PARKED_QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/000000000000/bench-ras-relay-parked
+    # The relay as deployed by default: both kinds to MSK with IAM (the connection is opened by
+    # the first publish, not at init). The peak-RSS invocation below overrides the routes with
+    # the local server's (sqs), which has no Kafka.
+    RAS_EVENTS_PUBLISH_TO=kafka RAS_NOTIFICATIONS_PUBLISH_TO=kafka RAS_KAFKA_SECURITY=iam
+    RAS_KAFKA_BOOTSTRAP=b-1.bench.abc123.c2.kafka.eu-north-1.amazonaws.com:9098,b-2.bench.abc123.c2.kafka.eu-north-1.amazonaws.com:9098
     RAS_INTERNAL_API_KEY=local-internal-api-key
     RUST_LOG=info
 )

@@ -116,7 +116,12 @@ def literal_int(value):
 
 
 def batch_size_ok(event) -> bool:
-    """BatchSize stated, 1..10000 (cfn-lint does not check the SAM events' values)."""
+    """BatchSize stated, 1..10000 (cfn-lint does not check the SAM events' values).
+
+    Range: EventSourceMappingConfiguration, BatchSize "Valid Range: Minimum value of 1.
+    Maximum value of 10000."
+    https://docs.aws.amazon.com/lambda/latest/dg/API_EventSourceMappingConfiguration.html
+    """
     size = literal_int(event.get("BatchSize"))
     return size is not None and 1 <= size <= 10000
 

@@ -667,3 +667,93 @@ fn functions_build_the_workspace_binaries() {
     let expected: BTreeSet<String> = FUNCTIONS.map(String::from).into();
     assert_eq!(binaries, expected);
 }
+
+/// The capacity model of issue 15's cost benchmark (`ras_aws::dynamo::capacity`) knows the
+/// tables as the template defines them: keys, indexes, their keys and projections (which decide
+/// what each index write costs).
+#[test]
+fn the_capacity_model_has_the_tables_of_the_template() {
+    use ras_aws::config::{DEFAULT_OUTBOX_TABLE, DEFAULT_STATE_TABLE};
+    use ras_aws::dynamo::capacity::{Projection, OUTBOX_TABLE, STATE_TABLE};
+    type Keys = (String, Option<String>);
+    let template = load_template();
+    let tables = named_resources(&template, TABLE).unwrap_or_else(|e| panic!("{e}"));
+    let key_schema = |v: Option<&Value>, what: &str| -> Keys {
+        let (mut hash, mut range) = (None, None);
+        for key in v
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{what}: no KeySchema"))
+        {
+            let name = str_field(key, "AttributeName", what).to_string();
+            match str_field(key, "KeyType", what) {
+                "HASH" => hash = Some(name),
+                "RANGE" => range = Some(name),
+                other => panic!("{what}: KeyType {other}"),
+            }
+        }
+        (hash.unwrap_or_else(|| panic!("{what}: no HASH key")), range)
+    };
+    for (name, schema) in [
+        (DEFAULT_STATE_TABLE, &STATE_TABLE),
+        (DEFAULT_OUTBOX_TABLE, &OUTBOX_TABLE),
+    ] {
+        let table = &tables[name];
+        assert_eq!(table.id, schema.name, "{name}");
+        assert_eq!(
+            key_schema(table.properties.get("KeySchema"), name),
+            (
+                schema.partition_key.to_string(),
+                schema.sort_key.map(str::to_string)
+            ),
+            "{name}"
+        );
+        let mut in_template: BTreeMap<String, (Keys, String, Vec<String>)> = BTreeMap::new();
+        for gsi in table
+            .properties
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let index = str_field(gsi, "IndexName", name).to_string();
+            let projection = gsi
+                .get("Projection")
+                .unwrap_or_else(|| panic!("{index}: no Projection"));
+            let non_key = match projection.get("NonKeyAttributes") {
+                Some(v) => string_list(Some(v), &index),
+                None => Vec::new(),
+            };
+            let entry = (
+                key_schema(gsi.get("KeySchema"), &index),
+                str_field(projection, "ProjectionType", &index).to_string(),
+                non_key,
+            );
+            in_template.insert(index, entry);
+        }
+        let in_model: BTreeMap<String, (Keys, String, Vec<String>)> = schema
+            .indexes
+            .iter()
+            .map(|index| {
+                let (ty, non_key) = match index.projection {
+                    Projection::All => ("ALL", Vec::new()),
+                    Projection::KeysOnly => ("KEYS_ONLY", Vec::new()),
+                    Projection::Include(names) => {
+                        ("INCLUDE", names.iter().map(|n| n.to_string()).collect())
+                    }
+                };
+                (
+                    index.name.to_string(),
+                    (
+                        (
+                            index.partition_key.to_string(),
+                            index.sort_key.map(str::to_string),
+                        ),
+                        ty.to_string(),
+                        non_key,
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(in_model, in_template, "{name}");
+    }
+}

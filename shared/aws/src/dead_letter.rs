@@ -61,7 +61,7 @@ impl SqsDeadLetterQueue {
     }
 }
 
-fn string_attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
+pub(crate) fn string_attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
@@ -219,17 +219,34 @@ impl DeadLetterSink for SqsDeadLetterQueue {
     async fn send(&self, letter: &DeadLetter) -> Result<(), PublishError> {
         let max_body = self.max_message_bytes.saturating_sub(ATTRIBUTE_ALLOWANCE);
         let body = encode_body(letter, max_body)?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .message_attributes(ATTR_ERROR_KIND, string_attribute(&letter.error_kind)?)
-            .message_attributes(ATTR_TOPIC, string_attribute(&letter.topic)?)
-            .send()
-            .await
-            .map_err(|e| classify_sqs_error("SendMessage", &e))?;
-        Ok(())
+        let attributes = [
+            (ATTR_ERROR_KIND, string_attribute(&letter.error_kind)?),
+            (ATTR_TOPIC, string_attribute(&letter.topic)?),
+        ];
+        send_one(&self.client, &self.queue_url, body, attributes).await
     }
+}
+
+/// One `SendMessage` with its string attributes, failures classified by [`classify`]: how
+/// the dead-letter queue and the relay's parking queue (`crate::parking`) send.
+pub(crate) async fn send_one<const N: usize>(
+    client: &Client,
+    queue_url: &str,
+    body: String,
+    attributes: [(&str, MessageAttributeValue); N],
+) -> Result<(), PublishError> {
+    let mut request = client
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body);
+    for (name, value) in attributes {
+        request = request.message_attributes(name, value);
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| classify_sqs_error("SendMessage", &e))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! Failures are classified like the ingest dead letters' (`crate::dead_letter::classify`); any
 //! failure leaves the message unparked, and the relay then keeps its stream record unsent.
 
-use crate::dead_letter::classify_sqs_error;
+use crate::dead_letter::{send_one, string_attribute};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use ras_domain::contracts::to_python_json;
@@ -77,29 +77,17 @@ fn tag(value: &str) -> Result<MessageAttributeValue, PublishError> {
     if text.is_empty() {
         text.push('-');
     }
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(text)
-        .build()
-        .map_err(|e| PublishError::Permanent {
-            kind: "invalid_request",
-            message: e.to_string(),
-        })
+    string_attribute(&text)
 }
 
 impl MessageParking for SqsParking {
     async fn park(&self, parked: &ParkedMessage) -> Result<(), PublishError> {
         let body = encode_parked(parked)?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .message_attributes(ATTR_CODE, tag(&parked.code)?)
-            .message_attributes(ATTR_DESTINATION, tag(parked.destination.as_str())?)
-            .send()
-            .await
-            .map_err(|e| classify_sqs_error("SendMessage", &e))?;
-        Ok(())
+        let attributes = [
+            (ATTR_CODE, tag(&parked.code)?),
+            (ATTR_DESTINATION, tag(parked.destination.as_str())?),
+        ];
+        send_one(&self.client, &self.queue_url, body, attributes).await
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The address (`host:port`) of the Lambda Runtime API, set by Lambda (and by
 /// `cargo lambda watch`) for the function's process.
 pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
-/// The Runtime API's path for an error before the first event.
+/// The Runtime API's path for an error before the first event ("Initialization error",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-initerror>:
+/// the body carries `errorMessage` and `errorType`).
 const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
 
 /// Smallest `Lambda-Runtime-Deadline-Ms` taken as a wall-clock time (2001-09-09). Lambda sends

@@ -2,6 +2,8 @@
 //! batch aggregate, commit a plan with its idempotency marker) and [`BatchReader`] (the query
 //! API's reads) on the tables of `docs/data-model.md`.
 //!
+//! * [`capacity`] — what DynamoDB charges for the store's requests (item sizes, capacity
+//!   units, index writes), computed from the items (issue 15's cost benchmark).
 //! * [`items`] — keys and item encoding of the state table (root, essays, phases, CJ header
 //!   and chunks, markers).
 //! * [`outbox`] — outbox items (the stored shape of a message to publish), also decoded by
@@ -13,6 +15,7 @@
 //! [`BatchReader`]: ras_domain::ports::BatchReader
 //! [`StoreError`]: ras_domain::ports::StoreError
 
+pub mod capacity;
 pub mod commit;
 pub mod errors;
 pub mod items;
