@@ -159,6 +159,35 @@ fn a_kafka_partial_response_resumes_each_partition_at_its_lowest_failed_offset()
 }
 
 #[test]
+fn the_commit_offset_never_passes_a_failed_record_and_moves_on_when_given_up() {
+    let mut s = source(kafka(1, None), "t-0", 4);
+    assert_eq!(s.commit_offset("t-0"), Some(100));
+    assert_eq!(s.commit_offset("t-9"), None);
+    let batch = poll(&mut s, "t-0", 4);
+    // Nothing processed yet: the next record to deliver is still the first.
+    assert_eq!(s.commit_offset("t-0"), Some(100));
+    s.complete(&batch, Outcome::FailedFrom(2));
+    assert_eq!(
+        s.commit_offset("t-0"),
+        Some(102),
+        "stops at the failed record"
+    );
+    assert_eq!(
+        s.undelivered("t-0")
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        vec![102, 103]
+    );
+    let retry = poll(&mut s, "t-0", 4);
+    s.complete(&retry, Outcome::FailedFrom(0));
+    // One retry allowed: the second failure gives the rest up, and the lane moves past it.
+    assert_eq!(s.discarded().len(), 1);
+    assert_eq!(s.commit_offset("t-0"), Some(104));
+    assert_eq!(s.last_id("t-0"), Some(103));
+}
+
+#[test]
 fn a_stream_checkpoints_at_the_lowest_sequence_number_and_bad_identifiers_fail_the_batch() {
     let mut s = source(stream(-1, false), "shard-0", 5);
     let b = poll(&mut s, "shard-0", 5);

@@ -412,6 +412,33 @@ impl<T: Clone> EventSource<T> {
         self.lanes.get(lane).map(|l| (l.position, l.records.len()))
     }
 
+    /// The records of `lane` not delivered yet (from its position on), in order: what the next
+    /// batches will hold. Empty for an unknown lane.
+    pub fn undelivered(&self, lane: &str) -> &[SourceRecord<T>] {
+        self.lanes
+            .get(lane)
+            .map_or(&[][..], |l| &l.records[l.position.min(l.records.len())..])
+    }
+
+    /// The id of the last record appended to `lane`.
+    pub fn last_id(&self, lane: &str) -> Option<i64> {
+        self.lanes
+            .get(lane)
+            .and_then(|l| l.records.last())
+            .map(|r| r.id)
+    }
+
+    /// Where a Kafka consumer of `lane` commits: the offset of the next record to deliver
+    /// (the first not yet processed, i.e. a failed record stays uncommitted until it
+    /// succeeds or is given up on), or one past the last appended record when everything was
+    /// delivered. `None`: nothing appended to the lane.
+    pub fn commit_offset(&self, lane: &str) -> Option<i64> {
+        match self.undelivered(lane).first() {
+            Some(next) => Some(next.id),
+            None => self.last_id(lane).map(|id| id + 1),
+        }
+    }
+
     /// Everything skipped so far (what the on-failure destination got, and what expired).
     pub fn discarded(&self) -> &[Discarded<T>] {
         &self.discarded

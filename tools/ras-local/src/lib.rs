@@ -2,6 +2,11 @@
 //! the functions' real handlers. See `docs/local.md`.
 //!
 //! * [`scenario`] — the Kafka-shaped scenario files (`events/scenarios/demo.json` built in).
+//! * [`broker`] — the local Kafka broker: topics, the scenario's producer, the fetcher, the
+//!   readers of the published topics.
+//! * [`group`] — a consumer group's committed offsets (FindCoordinator, OffsetFetch,
+//!   OffsetCommit on the Kafka protocol).
+//! * [`esm`] — the MSK event-source emulator: the test kit's simulator fed from the broker.
 //! * [`msk`] — Kafka records wrapped as Lambda's MSK event.
 //! * [`pipeline`] — [`run_pipeline`]: ingest → outbox stream → relay → summary, as a
 //!   [`PipelineReport`].
@@ -13,7 +18,10 @@
 //! * [`serve`] — the query API over the same tables, and `curl` examples.
 //! * [`summary`] — the report as text.
 
+pub mod broker;
 pub mod counter;
+pub mod esm;
+pub mod group;
 pub mod msk;
 pub mod pipeline;
 pub mod resources;

@@ -3,8 +3,10 @@
 //! the server and exports its environment first. See `docs/local.md`.
 
 use clap::Parser;
+use ras_local::esm::StartingPosition;
 use ras_local::pipeline::{
-    DEFAULT_INGEST_BATCH_SIZE, DEFAULT_MAX_DELIVERIES, DEFAULT_RELAY_BATCH_SIZE,
+    DEFAULT_CONSUMER_GROUP, DEFAULT_INGEST_BATCH_SIZE, DEFAULT_MAX_DELIVERIES,
+    DEFAULT_RELAY_BATCH_SIZE,
 };
 use ras_local::serve::{api_router, examples, DEFAULT_API_ADDR, LOCAL_API_KEY, LOCAL_SERVICE_ID};
 use ras_local::{run_pipeline, summary, PipelineConfig, Scenario};
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 #[command(
     name = "ras-local",
     version,
-    about = "Feed a Kafka-shaped scenario through the real ingest and relay handlers on the local AWS-API server, print a summary, serve the query API"
+    about = "Produce a scenario to the local Kafka broker, consume it through the MSK event-source emulator into the real ingest handler, relay the outbox through the real relay handler on the local AWS-API server, print a summary, serve the query API"
 )]
 struct Cli {
     /// Scenario file (default: the built-in events/scenarios/demo.json; format: docs/local.md).
@@ -31,6 +33,19 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_INGEST_BATCH_SIZE as u16,
           value_parser = clap::value_parser!(u16).range(1..=10000))]
     batch_size: u16,
+    /// How long the MSK event source gathers records before invoking with a batch that is not
+    /// full (Lambda's MaximumBatchingWindowInSeconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(0..=300))]
+    batching_window: u16,
+    /// The ingest event source's consumer group (its committed offsets are resumed from).
+    #[arg(long, value_name = "ID", default_value = DEFAULT_CONSUMER_GROUP)]
+    consumer_group: String,
+    /// Where partitions without a committed offset start: the log start (trim-horizon, the
+    /// template's) or its end when the event source starts (latest).
+    #[arg(long, value_name = "POSITION", default_value = "trim-horizon",
+          value_parser = ["trim-horizon", "latest"])]
+    starting_position: String,
     /// Records per outbox stream event.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RELAY_BATCH_SIZE as u16,
           value_parser = clap::value_parser!(u16).range(1..=10000))]
@@ -81,6 +96,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         .await
         .map_err(|e| e.to_string())?;
     config.ingest_batch_size = usize::from(cli.batch_size);
+    config.batching_window = std::time::Duration::from_secs(u64::from(cli.batching_window));
+    config.consumer_group = cli.consumer_group.clone();
+    config.starting_position = if cli.starting_position == "latest" {
+        StartingPosition::Latest
+    } else {
+        StartingPosition::TrimHorizon
+    };
     config.relay_batch_size = usize::from(cli.relay_batch_size);
     config.max_deliveries = cli.max_deliveries;
     config.timer_settings.grace_seconds = cli.facts_grace;
@@ -117,7 +139,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             println!("{line}");
         }
     };
-    out(format!("\n8. Query API on {base} (Ctrl-C to stop)"));
+    out(format!("\n10. Query API on {base} (Ctrl-C to stop)"));
     out(format!(
         "  headers: X-Internal-API-Key: {LOCAL_API_KEY}   X-Service-ID: {LOCAL_SERVICE_ID}"
     ));

@@ -116,6 +116,16 @@ pub fn partition_key(topic: &str, partition: i64) -> String {
 /// The MSK event JSON of `records`: grouped by partition (partitions in order of first
 /// appearance, records in the given order — which need not be offset order).
 pub fn msk_event_json(records: &[MskRecord]) -> Value {
+    msk_event_json_from(records, EVENT_SOURCE_ARN, BOOTSTRAP_SERVERS)
+}
+
+/// [`msk_event_json`] with the event source's cluster ARN and bootstrap servers (the MSK
+/// event-source emulator names the local broker).
+pub fn msk_event_json_from(
+    records: &[MskRecord],
+    event_source_arn: &str,
+    bootstrap_servers: &str,
+) -> Value {
     let mut order: Vec<String> = Vec::new();
     let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for r in records {
@@ -132,8 +142,8 @@ pub fn msk_event_json(records: &[MskRecord]) -> Value {
     }
     json!({
         "eventSource": "aws:kafka",
-        "eventSourceArn": EVENT_SOURCE_ARN,
-        "bootstrapServers": BOOTSTRAP_SERVERS,
+        "eventSourceArn": event_source_arn,
+        "bootstrapServers": bootstrap_servers,
         "records": map,
     })
 }

@@ -9,17 +9,21 @@
 //! ]}
 //! ```
 //!
-//! or just the list of records. Per record: `topic` (required), `partition` (default 0),
-//! `offset` (default: the partition's next), `key` (text, optional), `value` (required: a JSON
+//! or just the list of records. Per record: `topic` (required), `partition` (default: Kafka's
+//! default partitioner on the key over [`PARTITIONS`] partitions, as HuleEdu's producers
+//! place their keyed records; 0 without a key), `offset` (default: the partition's next),
+//! `key` (text, optional), `value` (required: a JSON
 //! object/array/number/bool is sent as its JSON text in Python's `json.dumps` style, a string
 //! is sent as is — e.g. broken JSON —, `null` is a tombstone), `note` (ignored). A record whose
 //! `offset` was already used on its partition must repeat that record exactly: it is delivered
-//! again (Kafka's at-least-once redelivery).
+//! again (Kafka's at-least-once redelivery). The local pipeline produces the records to the
+//! broker in file order; the broker assigns the real offsets.
 
 use crate::msk::{partition_key, MskRecord, MskValue, BASE_TIMESTAMP_MS};
+use ras_aws::kafka_publisher::partition_for;
 use ras_domain::contracts::to_python_json;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The built-in scenario (`events/scenarios/demo.json`), compiled in.
@@ -27,8 +31,9 @@ pub const DEMO_JSON: &str = include_str!("../../../events/scenarios/demo.json");
 /// Its path in the repository, for messages.
 pub const DEMO_PATH: &str = "events/scenarios/demo.json";
 
-/// Lambda's limit on an invocation payload (6 MB); events are cut below it.
-pub const MAX_EVENT_BYTES: usize = 6_000_000;
+/// Partitions a record without `partition` is spread over by its key: those of the topics
+/// `infra/local/kafka-start.sh` (and ras-local, when missing) create.
+pub const PARTITIONS: i32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -77,17 +82,6 @@ impl ScenarioRecord {
 
     pub fn partition_key(&self) -> String {
         partition_key(&self.topic, self.partition)
-    }
-
-    /// Bytes this record adds to an event (base64 value and key, plus framing).
-    fn event_bytes(&self) -> usize {
-        let b64 = |n: usize| n.div_ceil(3) * 4;
-        let value = match &self.value {
-            MskValue::Bytes(bytes) => b64(bytes.len()),
-            MskValue::Raw(text) => text.len(),
-            MskValue::Null => 4,
-        };
-        value + self.key.as_ref().map_or(4, |k| b64(k.len())) + self.topic.len() + 200
     }
 }
 
@@ -207,39 +201,6 @@ impl Scenario {
         })
     }
 
-    /// The MSK events Lambda would deliver: consecutive records (file order) grouped into
-    /// events of at most `batch_size` records and [`MAX_EVENT_BYTES`]. A record whose
-    /// partition already has the same or a later offset in the current event starts a new one
-    /// (an event never holds an offset twice, and each partition's records ascend).
-    pub fn deliveries(&self, batch_size: usize) -> Vec<Vec<&ScenarioRecord>> {
-        let batch_size = batch_size.max(1);
-        let mut events: Vec<Vec<&ScenarioRecord>> = Vec::new();
-        let mut current: Vec<&ScenarioRecord> = Vec::new();
-        let mut bytes = 0;
-        let mut last_offset: BTreeMap<String, i64> = BTreeMap::new();
-        for record in &self.records {
-            let pkey = record.partition_key();
-            let size = record.event_bytes();
-            let backwards = last_offset
-                .get(&pkey)
-                .is_some_and(|last| record.offset <= *last);
-            if !current.is_empty()
-                && (current.len() >= batch_size || bytes + size > MAX_EVENT_BYTES || backwards)
-            {
-                events.push(std::mem::take(&mut current));
-                bytes = 0;
-                last_offset.clear();
-            }
-            bytes += size;
-            last_offset.insert(pkey, record.offset);
-            current.push(record);
-        }
-        if !current.is_empty() {
-            events.push(current);
-        }
-        events
-    }
-
     /// Distinct topic-partitions, sorted.
     pub fn partitions(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.records.iter().map(|r| r.partition_key()).collect();
@@ -288,13 +249,19 @@ impl RawRecord {
                 Some(_) => Err(format!("`{name}` must be a non-negative integer")),
             }
         };
-        let partition = integer("partition", fields.remove("partition"))?.unwrap_or(0);
+        let partition = integer("partition", fields.remove("partition"))?;
         let offset = integer("offset", fields.remove("offset"))?;
         let key = match fields.remove("key") {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) => Some(k.into_bytes()),
             Some(_) => return Err("`key` must be a string or null".into()),
         };
+        // Kafka's default partitioner for keyed records (murmur2, as aiokafka and the Java
+        // client): where HuleEdu's producers put them.
+        let partition = partition.unwrap_or_else(|| {
+            key.as_deref()
+                .map_or(0, |k| i64::from(partition_for(k, PARTITIONS)))
+        });
         let value = match fields.remove("value") {
             None => return Err("`value` is required (use null for a tombstone)".into()),
             Some(Value::Null) => MskValue::Null,
@@ -406,34 +373,18 @@ mod tests {
     }
 
     #[test]
-    fn deliveries_respect_size_and_never_repeat_an_offset() {
+    fn keyed_records_without_a_partition_go_where_kafkas_default_partitioner_puts_them() {
         let s = parse(
-            r#"[{"topic": "a", "value": 1}, {"topic": "b", "value": 2}, {"topic": "a", "value": 3},
-                {"topic": "a", "offset": 0, "value": 1}, {"topic": "b", "value": 4}]"#,
+            r#"[{"topic": "t", "key": "b", "value": 1}, {"topic": "t", "key": "b", "value": 2},
+                {"topic": "t", "key": "a", "value": 3},
+                {"topic": "t", "key": "b", "partition": 0, "value": 4},
+                {"topic": "t", "value": 5}]"#,
         )
         .unwrap();
-        let offsets = |events: Vec<Vec<&ScenarioRecord>>| -> Vec<Vec<(String, i64)>> {
-            events
-                .into_iter()
-                .map(|e| e.iter().map(|r| (r.topic.clone(), r.offset)).collect())
-                .collect()
-        };
-        let o = |t: &str, n: i64| (t.to_string(), n);
-        assert_eq!(
-            offsets(s.deliveries(10)),
-            vec![
-                vec![o("a", 0), o("b", 0), o("a", 1)],
-                vec![o("a", 0), o("b", 1)]
-            ]
-        );
-        assert_eq!(
-            offsets(s.deliveries(2)),
-            vec![
-                vec![o("a", 0), o("b", 0)],
-                vec![o("a", 1)],
-                vec![o("a", 0), o("b", 1)]
-            ]
-        );
+        // toPositive(murmur2(key)) % 3: "b" 294391796 % 3 = 2, "a" 584102524 % 3 = 1 (the
+        // murmur2 of Kafka's Utils: "21" gives -973932308 as in its UtilsTest).
+        let coords: Vec<(i64, i64)> = s.records.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(coords, vec![(2, 0), (2, 1), (1, 0), (0, 0), (0, 1)]);
     }
 
     #[test]

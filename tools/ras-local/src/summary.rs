@@ -51,10 +51,27 @@ pub fn render(report: &PipelineReport) -> String {
     );
 
     let ingest = &report.ingest;
+    let mut produced_partitions: Vec<String> = ingest
+        .produced
+        .iter()
+        .map(|p| format!("{}-{}", p.topic, p.partition))
+        .collect();
+    produced_partitions.sort();
+    produced_partitions.dedup();
     let _ = writeln!(
         out,
-        "\n1. Ingest: {} MSK event(s) through ingest::handler::process_event (DynamoDB store, SQS dead-letter queue)",
-        ingest.invocations.len()
+        "\n1. Ingest: {} record(s) produced to the Kafka broker {} (keyed, no headers) on {} topic-partitions; \
+         the MSK event-source emulator (consumer group {}: {} partition(s) resumed from committed offsets, {} from the starting position) \
+         fetched {}, invoked ingest::handler::process_event with {} MSK event(s) (DynamoDB store, SQS dead-letter queue), {} OffsetCommit request(s)",
+        ingest.produced.len(),
+        ingest.bootstrap,
+        produced_partitions.len(),
+        ingest.consumer_group,
+        ingest.emulator.resumed_partitions,
+        ingest.emulator.new_partitions,
+        ingest.emulator.fetched_records,
+        ingest.invocations.len(),
+        ingest.emulator.commit_requests
     );
     for inv in &ingest.invocations {
         let redelivery = if inv.delivery > 1 {
@@ -118,6 +135,20 @@ pub fn render(report: &PipelineReport) -> String {
             ingest.gave_up.join(", ")
         );
     }
+    let committed: Vec<String> = ingest
+        .committed
+        .iter()
+        .map(|(lane, offset)| format!("{lane}={offset}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  committed offsets of group {}: {}",
+        ingest.consumer_group,
+        committed.join(", ")
+    );
+    for problem in &ingest.problems {
+        let _ = writeln!(out, "  PROBLEM: {problem}");
+    }
 
     let timer = &report.timer;
     match &timer.ran_at {
@@ -140,7 +171,9 @@ pub fn render(report: &PipelineReport) -> String {
     let relay = &report.relay;
     let _ = writeln!(
         out,
-        "\n3. Relay: outbox stream -> relay::Relay -> SQS FIFO: {} INSERT record(s) read ({} other filtered out), {} stream event(s), {} published",
+        "\n3. Relay: outbox stream -> relay::Relay -> events to {}, notifications to {} (SQS FIFO queues / Kafka topics): {} INSERT record(s) read ({} other filtered out), {} stream event(s), {} published",
+        relay.events_to,
+        relay.notifications_to,
         relay.inserts,
         relay.filtered_out,
         relay.invocations.len(),
@@ -234,9 +267,38 @@ pub fn render(report: &PipelineReport) -> String {
     );
     messages(&mut out, &report.notifications, true);
 
+    let kafka = &report.kafka;
     let _ = writeln!(
         out,
-        "\n7. Dead letters (ras-ingest-dlq): {}",
+        "\n7. Kafka topics, read back by a consumer (from where each partition ended before this run): {} message(s)",
+        kafka.messages.len()
+    );
+    let mut key = None;
+    for m in &kafka.messages {
+        if key != Some(&m.key) {
+            let _ = writeln!(out, "  key {}:", m.key);
+            key = Some(&m.key);
+        }
+        let kind = m.body["data"]["notification_type"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| m.topic.clone());
+        let headers = if m.headers > 0 {
+            format!("  ({} headers)", m.headers)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "    {}  {kind}  {}-{}@{}{headers}",
+            m.event_id, m.topic, m.partition, m.offset
+        );
+        let _ = writeln!(out, "        {}", m.text);
+    }
+
+    let _ = writeln!(
+        out,
+        "\n8. Dead letters (ras-ingest-dlq): {}",
         report.dead_letters.len()
     );
     for d in &report.dead_letters {
@@ -248,7 +310,7 @@ pub fn render(report: &PipelineReport) -> String {
     }
 
     let r = &report.requests;
-    let _ = writeln!(out, "\n8. Requests (counted on the wire)");
+    let _ = writeln!(out, "\n9. Requests (counted on the wire)");
     let _ = writeln!(
         out,
         "  ingest DynamoDB: {} = {:.2} per consumed record ({} records)",

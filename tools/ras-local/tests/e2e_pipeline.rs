@@ -3,12 +3,20 @@
 //! and the query API served over HTTP, on tables and queues of this test only (created from
 //! `template.yaml`), so other tests sharing the local AWS-API server change nothing here.
 //!
-//! Needs the local AWS-API server (`scripts/test.sh`, or `infra/local/start.sh && source
-//! infra/local/env.sh`); fails when `AWS_ENDPOINT_URL` is unset.
+//! The records go through the local Kafka broker: produced to the six consumed topics, consumed
+//! by the MSK event-source emulator as a consumer group of this test's own.
+//!
+//! Needs the local AWS-API server and the local Kafka broker (`scripts/test.sh`, or
+//! `infra/local/start.sh && source infra/local/env.sh`, `infra/local/kafka-start.sh && source
+//! .local/kafka.env`); fails when `AWS_ENDPOINT_URL` or `RAS_KAFKA_BOOTSTRAP` is unset.
 
+use ras_aws::kafka_publisher::partition_for;
+use ras_aws::routing::{Routes, Transport};
 use ras_domain::ids::{
     assessment_completed_event_id, notification_event_id, results_ready_event_id,
 };
+use ras_local::broker::Broker;
+use ras_local::esm::StartingPosition;
 use ras_local::pipeline::{local_sdk_config, Outcome, PipelineReport};
 use ras_local::resources::{
     create_queues, create_tables, delete_queues, delete_tables, unique_suffix, Streams,
@@ -28,6 +36,51 @@ const TEACHER_1: &str = "teacher-7f3c9a";
 const TEACHER_2: &str = "teacher-2b8e41";
 const SPELLCHECK: &str = "huleedu.essay.spellcheck.results.v1";
 const SLOT: &str = "huleedu.els.essay.slot.assigned.v1";
+/// Scenario indexes of the poison records (the truncated spellcheck result, the slot
+/// assignment without `essay_id`) and of batch B's completion sent twice (its second copy).
+const POISON: [usize; 2] = [23, 28];
+const DUPLICATE: usize = 41;
+
+/// Where the broker put the scenario's records and what the group committed.
+fn check_kafka_side(report: &PipelineReport) {
+    let ingest = &report.ingest;
+    let scenario = Scenario::demo().unwrap();
+    assert_eq!(ingest.produced.len(), 44);
+    let mut ends: BTreeMap<String, i64> = BTreeMap::new();
+    for (p, r) in ingest.produced.iter().zip(&scenario.records) {
+        assert_eq!((p.index, &p.topic), (r.index, &r.topic));
+        // Keyed as HuleEdu's producers key them, on Kafka's default partition for the key.
+        let key = r.key.as_deref().expect("every demo record has a key");
+        assert_eq!(p.partition, partition_for(key, 3), "record {}", r.index);
+        let end = ends
+            .entry(format!("{}-{}", p.topic, p.partition))
+            .or_insert(0);
+        *end = (*end).max(p.offset + 1);
+    }
+    // One batch's records spread over partitions: A's registration, slots and results.
+    let a_partitions: BTreeSet<(String, i32)> = ingest
+        .produced
+        .iter()
+        .zip(&scenario.records)
+        .filter(|(_, r)| {
+            r.note.as_deref().is_some_and(|n| n.contains("batch A"))
+                || r.key.as_deref().is_some_and(|k| k.starts_with(b"0c9e1f8a"))
+        })
+        .map(|(p, _)| (p.topic.clone(), p.partition))
+        .collect();
+    assert!(a_partitions.len() >= 4, "{a_partitions:?}");
+    // The group committed exactly past every produced record.
+    assert_eq!(ingest.committed, ends);
+    assert!(ingest.emulator.commit_requests >= ingest.invocations.len());
+    // The duplicate is the same record at its own offset.
+    let first = &ingest.produced[31];
+    let again = &ingest.produced[DUPLICATE];
+    assert_eq!(
+        (&first.topic, first.partition),
+        (&again.topic, again.partition)
+    );
+    assert!(again.offset > first.offset);
+}
 
 /// Batch id, user, overall status, essays, completed, failed.
 type StatusRow<'a> = (&'a str, Option<&'a str>, Option<&'a str>, i64, i64, i64);
@@ -54,40 +107,37 @@ fn check_report(report: &PipelineReport) {
     assert_eq!(report.scenario.records, 44);
     assert_eq!(report.scenario.redeliveries, 1);
     assert!(ingest.gave_up.is_empty(), "{:?}", ingest.gave_up);
+    assert!(ingest.problems.is_empty(), "{:?}", ingest.problems);
     assert!(ingest.invocations.len() >= 3, "several MSK events");
-    let mut last: BTreeMap<(String, i64, i64), Vec<Outcome>> = BTreeMap::new();
+    check_kafka_side(report);
+    // Per scenario record (the broker gave the duplicate its own offset).
+    let mut last: BTreeMap<usize, Vec<Outcome>> = BTreeMap::new();
     for r in ingest.records() {
         if matches!(r.outcome, Outcome::NotStarted | Outcome::Failed) {
             continue;
         }
-        last.entry((r.topic.clone(), r.partition, r.offset))
-            .or_default()
-            .push(r.outcome);
+        let index = r
+            .scenario_index
+            .unwrap_or_else(|| panic!("not produced by this run: {r:?}"));
+        last.entry(index).or_default().push(r.outcome);
     }
-    assert_eq!(last.len(), 43, "every distinct record finished: {last:?}");
+    assert_eq!(last.len(), 44, "every record finished: {last:?}");
     let retried = ingest.records().any(|r| r.attempts > 1)
         || ingest.invocations.iter().any(|i| i.delivery > 1);
-    for ((topic, partition, offset), outcomes) in &last {
-        let poison =
-            [(SLOT, 0, 1), (SPELLCHECK, 0, 1)].contains(&(topic.as_str(), *partition, *offset));
-        let redelivered =
-            (topic.as_str(), *partition, *offset) == ("huleedu.batch.pipeline.completed.v1", 0, 0);
+    for (index, outcomes) in &last {
+        let poison = POISON.contains(index);
         let expected: Vec<Outcome> = if poison {
             vec![Outcome::DeadLettered]
-        } else if redelivered {
-            vec![Outcome::Applied, Outcome::Duplicate]
+        } else if *index == DUPLICATE {
+            vec![Outcome::Duplicate]
         } else {
             vec![Outcome::Applied]
         };
         if retried && !poison {
             // The first delivery's commit may have gone through unseen.
-            assert_eq!(
-                outcomes.last(),
-                expected.last(),
-                "{topic}-{partition}@{offset}"
-            );
+            assert_eq!(outcomes.last(), expected.last(), "record {index}");
         } else {
-            assert_eq!(outcomes, &expected, "{topic}-{partition}@{offset}");
+            assert_eq!(outcomes, &expected, "record {index}");
         }
     }
     if !retried {
@@ -99,8 +149,9 @@ fn check_report(report: &PipelineReport) {
     }
     assert_eq!(ingest.count(Outcome::DeadLettered), 2);
 
-    // Batches, as the status route projects them.
-    let statuses: Vec<StatusRow> = report
+    // Batches, as the status route projects them (in order of first appearance: which
+    // partition's records come first depends on the keys).
+    let mut statuses: Vec<StatusRow> = report
         .batches
         .iter()
         .map(|b| {
@@ -114,28 +165,32 @@ fn check_report(report: &PipelineReport) {
             )
         })
         .collect();
+    statuses.sort();
     assert_eq!(
         statuses,
         vec![
             (A, Some(TEACHER_1), Some("completed_with_failures"), 3, 2, 1),
             (B, Some(TEACHER_2), Some("completed_successfully"), 2, 2, 0),
-            (E, Some(TEACHER_2), Some("completed_with_failures"), 3, 2, 1),
             (C, Some(TEACHER_2), Some("completed_successfully"), 2, 2, 0),
             (D, Some(TEACHER_1), Some("processing"), 2, 1, 0),
+            (E, Some(TEACHER_2), Some("completed_with_failures"), 3, 2, 1),
         ]
     );
-    let d = &report.batches[4];
-    assert_eq!(d.current_phase.as_deref(), Some("spellcheck"));
-    assert_eq!(report.batches[0].cj_jobs, vec!["417"]);
-    assert_eq!(report.batches[2].cj_jobs, vec!["419"]);
-    assert_eq!(report.batches[3].cj_jobs, vec!["418"]);
+    let batch = |id: &str| {
+        report
+            .batches
+            .iter()
+            .find(|b| b.batch_id == id)
+            .unwrap_or_else(|| panic!("no batch {id}"))
+    };
+    assert_eq!(batch(D).current_phase.as_deref(), Some("spellcheck"));
+    assert_eq!(batch(A).cj_jobs, vec!["417"]);
+    assert_eq!(batch(E).cj_jobs, vec!["419"]);
+    assert_eq!(batch(C).cj_jobs, vec!["418"]);
     // Nothing is left waiting; C went out on the facts timer, its missing fact recorded.
     assert!(report.batches.iter().all(|b| !b.awaiting_facts));
     let missing = "BOS pipeline completion";
-    assert_eq!(
-        report.batches[3].results_ready_missing.as_deref(),
-        Some(missing)
-    );
+    assert_eq!(batch(C).results_ready_missing.as_deref(), Some(missing));
     assert_eq!(
         report.timer.emitted,
         vec![(C.to_string(), missing.to_string())]
@@ -269,8 +324,56 @@ fn check_report(report: &PipelineReport) {
     .collect();
     assert_eq!(texts(&report.notifications), expected_texts);
 
-    // The relay published each outbox item once.
+    // The same messages on the Kafka topics, read back by a consumer: key = batch id for the
+    // domain events, teacher id for the notifications; no headers; each key on its default
+    // partition; the texts as on SQS.
     let relay = &report.relay;
+    assert_eq!(
+        (relay.events_to.as_str(), relay.notifications_to.as_str()),
+        ("both", "both")
+    );
+    let kafka = &report.kafka.messages;
+    let on_kafka: BTreeSet<(String, String)> = kafka
+        .iter()
+        .map(|m| (m.key.clone(), m.event_id.clone()))
+        .collect();
+    let expected_on_kafka: BTreeSet<(String, String)> = expected_events
+        .iter()
+        .chain(&expected_notifications)
+        .cloned()
+        .collect();
+    assert_eq!(on_kafka, expected_on_kafka);
+    if relay.invocations.len() == 1 {
+        // No redelivery: each message produced once (Kafka keeps every copy of a retry).
+        assert_eq!(kafka.len(), 14);
+    }
+    let sqs_texts: BTreeMap<String, String> = texts(&report.events)
+        .into_iter()
+        .chain(texts(&report.notifications))
+        .collect();
+    for m in kafka {
+        assert_eq!(m.headers, 0, "{m:?}");
+        assert_eq!(m.partition, partition_for(m.key.as_bytes(), 3), "{m:?}");
+        assert_eq!(m.body["event_id"], m.event_id.as_str());
+        assert_eq!(m.topic, m.event_type, "one topic per event type: {m:?}");
+        assert_eq!(Some(&m.text), sqs_texts.get(&m.event_id), "{m:?}");
+    }
+    // Within a key, in the order the relay produced them (A: assessment completed, then
+    // results ready).
+    let a_topics: Vec<&str> = kafka
+        .iter()
+        .filter(|m| m.key == A)
+        .map(|m| m.topic.as_str())
+        .collect();
+    assert_eq!(
+        a_topics,
+        vec![
+            "huleedu.ras.batch.assessment.completed.v1",
+            "huleedu.ras.batch.results.ready.v1"
+        ]
+    );
+
+    // The relay published each outbox item once.
     assert_eq!(relay.inserts, 14);
     assert!(relay.gave_up.is_empty(), "{:?}", relay.gave_up);
     assert_eq!(relay.parked, 0, "nothing of the demo is refused by SQS");
@@ -285,7 +388,7 @@ fn check_report(report: &PipelineReport) {
     assert_eq!(report.events.len(), 7);
     assert_eq!(report.notifications.len(), 7);
 
-    // Dead letters: exactly the two poison records, with their reasons.
+    // Dead letters: exactly the two poison records, with their reasons and coordinates.
     let letters: Vec<(&str, i64, i64, &str)> = report
         .dead_letters
         .iter()
@@ -298,11 +401,15 @@ fn check_report(report: &PipelineReport) {
             )
         })
         .collect();
+    let at = |index: usize| {
+        let p = &report.ingest.produced[index];
+        (i64::from(p.partition), p.offset)
+    };
     assert_eq!(
         letters,
         vec![
-            (SLOT, 0, 1, "schema_violation"),
-            (SPELLCHECK, 0, 1, "invalid_json"),
+            (SLOT, at(28).0, at(28).1, "schema_violation"),
+            (SPELLCHECK, at(23).0, at(23).1, "invalid_json"),
         ]
     );
     assert!(report.dead_letters[0].error_message.contains("essay_id"));
@@ -352,6 +459,8 @@ fn check_report(report: &PipelineReport) {
         "invalid_json",
         "duplicate",
         "Facts timer",
+        "Kafka topics, read back by a consumer",
+        "committed offsets of group",
     ] {
         assert!(text.contains(needle), "summary lacks {needle}:\n{text}");
     }
@@ -476,8 +585,18 @@ async fn the_demo_scenario_end_to_end() {
         queues.queues.clone(),
         queues.ingest_dead_letters.clone(),
         Scenario::demo().unwrap(),
+        Broker::bootstrap_from_env().unwrap_or_else(|e| panic!("{e}")),
     );
     config.parked_queue = Some(queues.relay_parked.clone());
+    // The broker is shared with other tests: a group of this test's own, starting at the end
+    // of the topics (what others produced before is not this test's).
+    config.consumer_group = unique_suffix("e2e-group");
+    config.starting_position = StartingPosition::Latest;
+    // Production's choice per kind is either; here both, to see both sides.
+    config.routes = Routes {
+        events: Transport::Both,
+        notifications: Transport::Both,
+    };
 
     let report = run_pipeline(&config)
         .await
@@ -486,15 +605,36 @@ async fn the_demo_scenario_end_to_end() {
     check_report(&report);
     check_api(&report, &config).await;
 
-    // Run again: every record is a duplicate now, nothing is published twice.
+    // Run again — produced again, and consumed by a new emulator that resumes from the
+    // group's committed offsets (none of the first run's records is delivered again): every
+    // record is a duplicate now, nothing is published twice.
     let again = run_pipeline(&config)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.ingest.emulator.resumed_partitions, 18, "6 topics x 3");
+    assert_eq!(again.ingest.emulator.new_partitions, 0);
+    assert_eq!(again.requests.consumed_records, 44);
+    assert!(again.ingest.records().all(|r| r.scenario_index.is_some()));
+    for (lane, end) in &report.ingest.committed {
+        assert!(
+            again
+                .ingest
+                .produced
+                .iter()
+                .all(|p| format!("{}-{}", p.topic, p.partition) != *lane || p.offset >= *end),
+            "{lane}"
+        );
+    }
     assert_eq!(again.ingest.count(Outcome::Applied), 0);
     assert_eq!(again.ingest.count(Outcome::Duplicate), 42);
     assert!(again.timer.emitted.is_empty());
     assert_eq!(again.ingest.count(Outcome::DeadLettered), 2);
     assert!(again.events.is_empty() && again.notifications.is_empty());
+    assert!(
+        again.kafka.messages.is_empty(),
+        "{:?}",
+        again.kafka.messages
+    );
     assert_eq!(again.relay.inserts, 0);
     assert_eq!(again.batches, report.batches);
 
