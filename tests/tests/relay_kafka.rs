@@ -301,20 +301,12 @@ async fn a_missing_topic_parks_its_messages_and_never_holds_the_shard() {
     let temp = TempDir::new();
     let dir = temp.path();
     let port = free_port();
-    let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
-    let _broker = Child(
-        std::process::Command::new(&tansu)
-            .current_dir(dir)
-            .args(["broker", "--cluster-id", "ras-missing-topic"])
-            .arg("--listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start tansu"),
+    let _broker = start_tansu(
+        &tansu,
+        dir,
+        "ras-missing-topic",
+        port,
+        &format!("127.0.0.1:{port}"),
     );
     wait_for_port(port, "tansu").await;
     let present = PublishedTopic::TeacherNotificationRequested;
@@ -486,6 +478,33 @@ impl Drop for TempDir {
     }
 }
 
+/// A tansu broker of the test's own (in memory), listening on 127.0.0.1:`port` and advertising
+/// `advertised`, started from `dir` (tansu reads a `.env` from its working directory and above),
+/// its log in `dir/tansu.log`; stopped when the guard drops.
+fn start_tansu(
+    tansu: &std::path::Path,
+    dir: &std::path::Path,
+    cluster: &str,
+    port: u16,
+    advertised: &str,
+) -> Child {
+    let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
+    Child(
+        std::process::Command::new(tansu)
+            .current_dir(dir)
+            .args(["broker", "--cluster-id", cluster])
+            .arg("--listener-url")
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{advertised}"))
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu"),
+    )
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -620,21 +639,12 @@ async fn iam_transport_over_tls_and_sasl_produces_and_reads_back() {
     let dir = temp.path();
     let (ca, cert, key) = certificates(dir);
     let (broker_port, proxy_port) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
-    // From the temp directory: tansu reads a `.env` from its working directory and above.
-    let _broker = Child(
-        std::process::Command::new(&tansu)
-            .current_dir(dir)
-            .args(["broker", "--cluster-id", "ras-tls-test"])
-            .arg("--listener-url")
-            .arg(format!("tcp://127.0.0.1:{broker_port}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://localhost:{proxy_port}"))
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start tansu"),
+    let _broker = start_tansu(
+        &tansu,
+        dir,
+        "ras-tls-test",
+        broker_port,
+        &format!("localhost:{proxy_port}"),
     );
     wait_for_port(broker_port, "tansu").await;
 

@@ -9,8 +9,9 @@
 //! without them.
 
 use ras_aws::dynamo::OutboxItem;
-use ras_aws::kafka_publisher::{partition_for, KafkaPublisher, KafkaSettings};
+use ras_aws::kafka_publisher::{partition_for, KafkaPublisher};
 use ras_aws::routing::{RoutedPublisher, Routes, Transport};
+use ras_aws::sqs_publisher::SqsPublisher;
 use ras_domain::contracts::PublishedTopic;
 use ras_tests::kafka::{read_keys, reader, Read, PARTITIONS};
 use ras_tests::local_aws::LocalAws;
@@ -49,6 +50,26 @@ fn kafka_per_key(records: &[Read]) -> HashMap<(String, String), Vec<String>> {
     map
 }
 
+/// The relay handler over the test's queues and the local broker, routed by `routes` (the
+/// Kafka connection opens on the first publish).
+fn relay(
+    routes: Routes,
+    aws: &LocalAws,
+    queues: &TestQueues,
+) -> Relay<RoutedPublisher<SqsPublisher, KafkaPublisher>, SystemClock> {
+    let publisher = RoutedPublisher::new(
+        routes,
+        queues.publisher(aws),
+        Some(KafkaPublisher::new(ras_tests::kafka::settings())),
+    )
+    .expect("a Kafka publisher is given");
+    Relay::new(
+        publisher,
+        Arc::new(CircuitBreaker::new(Default::default())),
+        SystemClock,
+    )
+}
+
 /// The key the reference's producer used: `teacher_id` for notifications, `batch_id` for the
 /// domain events (ras-behaviour §1.3) — read from the envelope itself.
 fn reference_key(topic: &str, body: &str) -> String {
@@ -77,16 +98,10 @@ async fn with_kafka_on_the_topics_receive_exactly_what_the_queues_receive() {
         events: Transport::Both,
         notifications: Transport::Both,
     };
-    let kafka = KafkaPublisher::connect(KafkaSettings::new(ras_tests::kafka::bootstrap()))
+    let outcome = relay(routes, &aws, &queues)
+        .handle_event(event, None)
         .await
-        .expect("connect");
-    let publisher = RoutedPublisher::new(routes, queues.publisher(&aws), Some(kafka)).unwrap();
-    let relay = Relay::new(
-        publisher,
-        Arc::new(CircuitBreaker::new(Default::default())),
-        SystemClock,
-    );
-    let outcome = relay.handle_event(event, None).await.expect("relay");
+        .expect("relay");
     assert!(
         outcome.response.batch_item_failures.is_empty(),
         "{:?}",
@@ -156,16 +171,10 @@ async fn kafka_only_routes_send_nothing_to_the_queues() {
         events: Transport::Kafka,
         notifications: Transport::Sqs,
     };
-    let kafka = KafkaPublisher::connect(KafkaSettings::new(ras_tests::kafka::bootstrap()))
+    let outcome = relay(routes, &aws, &queues)
+        .handle_event(event, None)
         .await
-        .expect("connect");
-    let publisher = RoutedPublisher::new(routes, queues.publisher(&aws), Some(kafka)).unwrap();
-    let relay = Relay::new(
-        publisher,
-        Arc::new(CircuitBreaker::new(Default::default())),
-        SystemClock,
-    );
-    let outcome = relay.handle_event(event, None).await.expect("relay");
+        .expect("relay");
     assert!(outcome.response.batch_item_failures.is_empty());
 
     let is_note = |i: &&OutboxItem| i.topic == PublishedTopic::TeacherNotificationRequested.name();
