@@ -124,11 +124,10 @@ fn shuffle<T>(items: &mut [T], seed: u64) {
     items.shuffle(&mut StdRng::seed_from_u64(seed));
 }
 
-/// The final state of a batch, as JSON in `target`'s identities, without the version (it
-/// counts commits, which legitimately differ between orders).
+/// The final state of a batch, as JSON in `target`'s identities, without the versions (they
+/// count commits, which legitimately differ between orders).
 fn normalized_state(agg: &BatchAggregate, scope: &Scope, target: &Scope) -> Value {
-    let mut agg = agg.clone();
-    agg.root.version = 0;
+    let agg = agg.clone().without_versions();
     let text = serde_json::to_string(&agg).expect("serialise aggregate");
     serde_json::from_str(&scope.map_to(target, &text)).expect("JSON")
 }

@@ -194,6 +194,9 @@ impl SimulatedStore {
                     item.get(items::VERSION) == Some(&items::n(expected))
                 }
                 (Condition::Version(_), None) => false,
+                (Condition::Unversioned, existing) => {
+                    existing.is_none_or(|item| !item.contains_key(items::VERSION))
+                }
             };
             if holds {
                 continue;
@@ -219,6 +222,38 @@ impl SimulatedStore {
 }
 
 impl AggregateStore for SimulatedStore {
+    /// As `DynamoStore::load_essay`: one consistent `BatchGetItem` of the root and the essay.
+    async fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> Result<BatchAggregate, StoreError> {
+        let pk = batch_pk(batch_id);
+        let keys: Vec<Item> = [items::ROOT_SK.to_string(), items::essay_sk(essay_id)]
+            .into_iter()
+            .map(|sk| {
+                Item::from([
+                    (items::PK.to_string(), items::s(&pk)),
+                    (items::SK.to_string(), items::s(sk)),
+                ])
+            })
+            .collect();
+        let found = {
+            let db = self.db.lock().expect("db");
+            let table = db.table(&self.config.state_table).map_err(store_error)?;
+            if self.apply {
+                let read = table
+                    .get_cost(&keys, Consistency::Strong)
+                    .map_err(store_error)?;
+                self.current.lock().expect("cost").read.add(&read);
+            }
+            keys.iter()
+                .filter_map(|k| table.get(k).ok().flatten().cloned())
+                .collect::<Vec<_>>()
+        };
+        Ok(decode_aggregate(batch_id, found)?)
+    }
+
     async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
         let pk = batch_pk(batch_id);
         let items = {

@@ -167,6 +167,8 @@ impl<'m, K: Ord, V> Iterator for Merged<'m, K, V> {
 /// The next state of a batch while the rules compute it: a copy of the root, the stored maps
 /// and copies of the records changed so far.
 pub(crate) struct Draft<'a> {
+    /// The stored root, as loaded.
+    base_root: &'a BatchRoot,
     pub(crate) root: BatchRoot,
     pub(crate) essays: Overlay<'a, String, EssayRecord>,
     pub(crate) phases: Overlay<'a, PhaseName, PhaseOutcomeRecord>,
@@ -176,6 +178,7 @@ pub(crate) struct Draft<'a> {
 impl<'a> Draft<'a> {
     pub(crate) fn new(agg: &'a BatchAggregate) -> Self {
         Draft {
+            base_root: &agg.root,
             root: agg.root.clone(),
             essays: Overlay::new(&agg.essays),
             phases: Overlay::new(&agg.phases),
@@ -183,9 +186,17 @@ impl<'a> Draft<'a> {
         }
     }
 
-    /// The root (always) and every record that differs from the stored one, as a plan.
+    /// The root (always), the registration's essay ids when the registration changed, and
+    /// every record that differs from the stored one, as a plan.
     pub(crate) fn into_plan(self, outbox: Vec<OutboxMessage>) -> Plan {
+        let roster = match &self.root.registration {
+            Some(registration) if self.base_root.registration.as_ref() != Some(registration) => {
+                Some(StateChange::Roster(registration.essay_ids.clone()))
+            }
+            _ => None,
+        };
         let mut changes = vec![StateChange::Root(self.root)];
+        changes.extend(roster);
         changes.extend(self.essays.into_changes().map(StateChange::Essay));
         changes.extend(self.phases.into_changes().map(StateChange::Phase));
         changes.extend(self.cj_jobs.into_changes().map(StateChange::CjJob));

@@ -31,6 +31,8 @@ pub struct Provenance {
 pub struct Registration {
     pub user_id: String,
     pub essay_count: i64,
+    /// Stored apart from the root (serde default: a root item without them).
+    #[serde(default)]
     pub essay_ids: Vec<String>,
     pub course_code: CourseCode,
     /// `StorageReferenceMetadata` JSON, verbatim (serde: JSON text, see [`json_text`]).
@@ -95,7 +97,57 @@ pub struct BatchRoot {
     /// when it went out with every fact.
     #[serde(default)]
     pub results_ready_missing: Option<MissingFacts>,
+    /// Sums over the batch's essays that let a per-essay record be applied from the root and
+    /// its own essay alone ([`crate::rules::apply_to_essay`]); `None` while they are not
+    /// enough: once the batch has a phase outcome or a CJ job (an essay's status then
+    /// depends on them), and on roots stored before the counters existed (the next record
+    /// applied to the whole batch writes them).
+    #[serde(default)]
+    pub essay_counters: Option<EssayCounters>,
     pub derived: DerivedBatch,
+}
+
+/// What an essay adds to its batch's [`EssayCounters`]: its spellcheck result's terminal
+/// stage. Before any phase outcome or CJ job, that alone decides whether the essay counts as
+/// completed or failed ([`crate::projection::derive_batch`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EssayCounters {
+    /// Essays whose spellcheck result is completed.
+    pub spellcheck_completed: i64,
+    /// Essays whose spellcheck result is failed.
+    pub spellcheck_failed: i64,
+}
+
+impl EssayCounters {
+    /// One essay's contribution.
+    pub fn of(essay: &EssayRecord) -> Self {
+        let stage = essay.spellcheck.as_ref().map(|s| s.stage);
+        EssayCounters {
+            spellcheck_completed: i64::from(stage == Some(ProcessingStage::Completed)),
+            spellcheck_failed: i64::from(stage == Some(ProcessingStage::Failed)),
+        }
+    }
+
+    /// `self` with `before` taken out and `after` put in: an essay that changed.
+    pub fn replace(self, before: Option<&EssayRecord>, after: Option<&EssayRecord>) -> Self {
+        let (old, new) = (
+            before.map(Self::of).unwrap_or_default(),
+            after.map(Self::of).unwrap_or_default(),
+        );
+        EssayCounters {
+            spellcheck_completed: self.spellcheck_completed - old.spellcheck_completed
+                + new.spellcheck_completed,
+            spellcheck_failed: self.spellcheck_failed - old.spellcheck_failed
+                + new.spellcheck_failed,
+        }
+    }
+
+    /// The sum over `essays`.
+    pub fn sum<'a>(essays: impl IntoIterator<Item = &'a EssayRecord>) -> Self {
+        essays
+            .into_iter()
+            .fold(Self::default(), |acc, e| acc.replace(None, Some(e)))
+    }
 }
 
 /// Facts a results-ready event waits for and does not have yet.
@@ -177,6 +229,8 @@ impl BatchRoot {
             results_ready: None,
             awaiting_facts_since: None,
             results_ready_missing: None,
+            // Nothing stored: every sum is zero.
+            essay_counters: Some(EssayCounters::default()),
             derived: DerivedBatch::default(),
         }
     }
@@ -219,6 +273,12 @@ pub struct EssayRecord {
     pub slot: Option<SlotAssignment>,
     pub spellcheck: Option<SpellcheckOutcome>,
     pub updated_at: Timestamp,
+    /// 0 while not stored; bumped by the store on every write of the essay. A plan's essay is
+    /// written only if the stored one still has this version: the record applied from the
+    /// root and this essay alone ([`crate::rules::apply_to_essay`]) cannot commit on an essay
+    /// read from before the root it read.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// The latest ELS outcome of one phase for the batch.
@@ -290,6 +350,16 @@ impl BatchAggregate {
 
     pub fn is_registered(&self) -> bool {
         self.root.registration.is_some()
+    }
+
+    /// The facts alone: the versions (how many commits stored them, which depends on the
+    /// order records arrived in) set to 0. For comparing two runs of the same records.
+    pub fn without_versions(mut self) -> Self {
+        self.root.version = 0;
+        for essay in self.essays.values_mut() {
+            essay.version = 0;
+        }
+        self
     }
 
     /// Nothing stored yet for this batch.

@@ -17,6 +17,10 @@ pub enum StateChange {
     Essay(EssayRecord),
     Phase(PhaseOutcomeRecord),
     CjJob(CjJobRecord),
+    /// The registration's essay ids, in the plan only when the registration changed. They are
+    /// part of the root's registration; a store may keep them apart from the root, whose size
+    /// would otherwise grow with the batch (docs/data-model.md, "Roster").
+    Roster(Vec<String>),
 }
 
 /// One message to publish, final in every byte: written to the outbox by the commit of its
@@ -70,22 +74,43 @@ impl Plan {
 }
 
 impl BatchAggregate {
-    /// Apply a committed plan to an in-memory aggregate (what the store does, minus I/O).
+    /// Apply a committed plan to an in-memory aggregate (what the store does, minus I/O):
+    /// records replaced whole with their version bumped; the registration's essay ids are the
+    /// plan's [`StateChange::Roster`] if it has one, else they stay as stored.
     pub fn apply_plan(&mut self, plan: &Plan) {
         for change in &plan.changes {
             match change {
                 StateChange::Root(root) => {
+                    // The essay ids stay as stored unless the plan has a roster (a root read
+                    // without them, `AggregateStore::load_essay`, does not erase them).
+                    let roster = self
+                        .root
+                        .registration
+                        .as_mut()
+                        .map(|r| std::mem::take(&mut r.essay_ids));
                     self.root = root.clone();
                     self.root.version = root.version + 1;
+                    if let (Some(registration), Some(ids)) =
+                        (self.root.registration.as_mut(), roster)
+                    {
+                        registration.essay_ids = ids;
+                    }
                 }
                 StateChange::Essay(essay) => {
-                    self.essays.insert(essay.essay_id.clone(), essay.clone());
+                    let mut stored = essay.clone();
+                    stored.version = essay.version + 1;
+                    self.essays.insert(essay.essay_id.clone(), stored);
                 }
                 StateChange::Phase(phase) => {
                     self.phases.insert(phase.phase, phase.clone());
                 }
                 StateChange::CjJob(job) => {
                     self.cj_jobs.insert(job.job_id.clone(), job.clone());
+                }
+                StateChange::Roster(essay_ids) => {
+                    if let Some(registration) = self.root.registration.as_mut() {
+                        registration.essay_ids = essay_ids.clone();
+                    }
                 }
             }
         }

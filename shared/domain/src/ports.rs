@@ -77,8 +77,26 @@ pub trait AggregateStore: Send + Sync {
         batch_id: &str,
     ) -> impl Future<Output = Result<BatchAggregate, StoreError>> + Send;
 
+    /// The root of a batch and one of its essays: what a per-essay record is applied from
+    /// ([`crate::rules::apply_to_essay`]). The aggregate holds the root and the essay if
+    /// stored; the store may leave everything else out, the registration's essay ids
+    /// included, so that the read does not grow with the batch. By default: [`Self::load`],
+    /// the other essays dropped.
+    fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> impl Future<Output = Result<BatchAggregate, StoreError>> + Send {
+        async move {
+            let mut agg = self.load(batch_id).await?;
+            agg.essays.retain(|id, _| id == essay_id);
+            Ok(agg)
+        }
+    }
+
     /// Commit marker + plan in one transaction. The plan's root (if any) is written only if
-    /// the stored version still equals the root's `version`.
+    /// the stored version still equals the root's `version`, each of its essays only if the
+    /// stored essay's version still equals the essay's `version` (0: not stored).
     fn commit(
         &self,
         marker: &IdempotencyMarker,

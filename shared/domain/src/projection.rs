@@ -7,7 +7,7 @@ use crate::contracts::{
     PhaseResultSummary, PhaseResults, ProcessingStage, Timestamp,
 };
 use crate::facts::BatchFacts;
-use crate::model::{CjJobRecord, DerivedBatch, MissingFacts, MissingResult};
+use crate::model::{CjJobRecord, DerivedBatch, EssayCounters, MissingFacts, MissingResult};
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
 
@@ -455,6 +455,41 @@ pub fn derive_batch(agg: &impl BatchFacts) -> DerivedBatch {
         failed_essay_count: failed,
         assignment_id,
         processing_completed_at: completion_time_in(agg, &shape),
+    }
+}
+
+/// The root's [`EssayCounters`]: the sums over the batch's essays while no phase outcome or CJ
+/// job is stored, `None` after (see [`crate::model::BatchRoot::essay_counters`]).
+pub fn essay_counters(agg: &impl BatchFacts) -> Option<EssayCounters> {
+    if agg.phases().next().is_some() || agg.has_cj_jobs() {
+        return None;
+    }
+    Some(EssayCounters::sum(agg.essays().map(|(_, e)| e)))
+}
+
+/// [`derive_batch`] of a batch that has neither a phase outcome, a CJ job nor BOS's report,
+/// from its root and `counters` (the sums over all of its essays) instead of its essays:
+/// `agg` may hold only some of them ([`crate::rules::apply_to_essay`]). Without those facts
+/// the only phase that can have run is spellcheck, so an essay is completed or failed as its
+/// spellcheck result is, no CJ job gives an assignment id, and the batch is not complete.
+pub fn derive_with_counters(agg: &impl BatchFacts, counters: EssayCounters) -> DerivedBatch {
+    let root = agg.root();
+    debug_assert!(root.pipeline_completion.is_none() && agg.phases().next().is_none());
+    let status = root.registration.as_ref().map(|_| {
+        if root.critical_failure.is_some() {
+            BatchStatus::FailedCritically
+        } else if root.processing_started_at.is_some() {
+            BatchStatus::ProcessingPipelines
+        } else {
+            BatchStatus::AwaitingContentValidation
+        }
+    });
+    DerivedBatch {
+        overall_status: status,
+        completed_essay_count: counters.spellcheck_completed,
+        failed_essay_count: counters.spellcheck_failed,
+        assignment_id: None,
+        processing_completed_at: None,
     }
 }
 

@@ -83,6 +83,58 @@ pub fn apply(
     payload: &InboundPayload,
     ctx: &RecordContext,
 ) -> Result<Plan, RuleError> {
+    apply_in(agg, payload, ctx, Scope::Batch)
+}
+
+/// Apply a per-essay event (slot assignment, spellcheck result) from its batch's root and its
+/// own essay alone: `view` holds the stored root and the event's essay if stored, nothing
+/// else of the batch (its other essays, phase outcomes, CJ jobs and the registration's essay
+/// ids may be left out). The plan is the one [`apply`] makes from the whole batch.
+///
+/// `None` when the root alone cannot decide: a batch-level event, or a root without
+/// [`EssayCounters`] (the batch has a phase outcome or a CJ job: an essay's status then
+/// depends on them), or with BOS's report, a critical failure or the results-ready event
+/// recorded (the record may complete the batch or change what completion depends on). Then
+/// the caller applies it to the whole batch. Otherwise nothing this record changes depends on
+/// another essay: the status is the root's (no completion is possible without a CJ job or
+/// BOS's report, [`projection::is_complete`]), no event can become due, and the counts are the
+/// root's counters with this essay's contribution replaced.
+pub fn apply_to_essay(
+    view: &BatchAggregate,
+    payload: &InboundPayload,
+    ctx: &RecordContext,
+) -> Result<Option<Plan>, RuleError> {
+    let Some(essay_id) = payload.essay_id() else {
+        return Ok(None);
+    };
+    let root = &view.root;
+    if root.essay_counters.is_none()
+        || root.pipeline_completion.is_some()
+        || root.critical_failure.is_some()
+        || root.results_ready.is_some()
+        || !view.phases.is_empty()
+        || !view.cj_jobs.is_empty()
+    {
+        return Ok(None);
+    }
+    apply_in(view, payload, ctx, Scope::Essay(essay_id)).map(Some)
+}
+
+/// What the aggregate given to the rules holds.
+#[derive(Clone, Copy)]
+enum Scope<'e> {
+    /// The whole batch.
+    Batch,
+    /// The root and this essay (if stored), see [`apply_to_essay`].
+    Essay(&'e str),
+}
+
+fn apply_in(
+    agg: &BatchAggregate,
+    payload: &InboundPayload,
+    ctx: &RecordContext,
+    scope: Scope<'_>,
+) -> Result<Plan, RuleError> {
     if payload.batch_id() != agg.batch_id() {
         return Err(RuleError::WrongAggregate {
             event: payload.batch_id().to_string(),
@@ -116,7 +168,22 @@ pub fn apply(
         return Ok(Plan::default());
     }
     let outbox = emit_due_events(&mut next, ctx)?;
-    next.root.derived = projection::derive_batch(&next);
+    match scope {
+        Scope::Batch => {
+            next.root.essay_counters = projection::essay_counters(&next);
+            next.root.derived = projection::derive_batch(&next);
+        }
+        Scope::Essay(essay_id) => {
+            // `apply_to_essay` checked that the root has counters.
+            let counters = agg
+                .root
+                .essay_counters
+                .unwrap_or_default()
+                .replace(agg.essays.get(essay_id), next.essays.get(essay_id));
+            next.root.essay_counters = Some(counters);
+            next.root.derived = projection::derive_with_counters(&next, counters);
+        }
+    }
     Ok(next.into_plan(outbox))
 }
 
@@ -148,6 +215,7 @@ fn essay_entry<'d>(
         slot: None,
         spellcheck: None,
         updated_at: ctx.occurred_at,
+        version: 0,
     })
 }
 
@@ -470,6 +538,7 @@ pub fn emit_overdue_results(
     let mut out = Vec::new();
     emit_results_ready(&mut next, registration, now, &mut out)?;
     next.root.results_ready_missing = Some(missing);
+    next.root.essay_counters = projection::essay_counters(&next);
     next.root.derived = projection::derive_batch(&next);
     Ok(next.into_plan(out))
 }

@@ -198,8 +198,7 @@ pub async fn process_decoded<S: AggregateStore>(
     );
     let ctx = RecordContext::for_event(event, event_key.clone(), record_time, now);
     for _ in 0..MAX_VERSION_CONFLICTS {
-        let aggregate: BatchAggregate = store.load(batch_id).await?;
-        let plan = rules::apply(&aggregate, &event.payload, &ctx)?;
+        let plan = plan_record(store, batch_id, &event.payload, &ctx).await?;
         match store.commit(&marker, &plan).await? {
             CommitOutcome::Committed => {
                 return Ok(RecordOutcome::Applied {
@@ -228,6 +227,25 @@ pub async fn process_decoded<S: AggregateStore>(
         batch_id: batch_id.to_string(),
         attempts: MAX_VERSION_CONFLICTS,
     })
+}
+
+/// The plan of one record: a per-essay record from its batch's root and its own essay when
+/// they are enough ([`rules::apply_to_essay`]: one read of two small items), else from the
+/// whole batch.
+async fn plan_record<S: AggregateStore>(
+    store: &S,
+    batch_id: &str,
+    payload: &InboundPayload,
+    ctx: &RecordContext,
+) -> Result<crate::plan::Plan, ProcessError> {
+    if let Some(essay_id) = payload.essay_id() {
+        let view = store.load_essay(batch_id, essay_id).await?;
+        if let Some(plan) = rules::apply_to_essay(&view, payload, ctx)? {
+            return Ok(plan);
+        }
+    }
+    let aggregate: BatchAggregate = store.load(batch_id).await?;
+    Ok(rules::apply(&aggregate, payload, ctx)?)
 }
 
 /// What the facts timer did with one batch.

@@ -504,6 +504,24 @@ impl MemoryTable {
         cost
     }
 
+    /// What a `BatchGetItem` of `keys` reads (one request): "DynamoDB processes each item in
+    /// the batch as an individual `GetItem` request", each item's size rounded up to 4 KB on
+    /// its own (read-write-operations.html, BatchGetItem) — at least one unit per key, found
+    /// or not (`read_units`).
+    pub fn get_cost(&self, keys: &[Item], consistency: Consistency) -> Result<ReadCost, CostError> {
+        let mut cost = ReadCost {
+            requests: 1,
+            ..ReadCost::default()
+        };
+        for key in keys {
+            let size = self.get(key)?.map(item_size).unwrap_or(0);
+            cost.items += u64::from(size > 0);
+            cost.bytes += size;
+            cost.units += read_units(size, consistency);
+        }
+        Ok(cost)
+    }
+
     /// The items of one partition in sort-key order, as a `Query` returns them.
     pub fn query_items(&self, partition: &str) -> Vec<Item> {
         self.partitions

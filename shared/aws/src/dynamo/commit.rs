@@ -6,12 +6,13 @@
 //! |---|---|
 //! | marker `EVENT#{key}` / `#MARKER` (always index 0) | `attribute_not_exists(pk)`, `ALL_OLD` on failure |
 //! | batch root | `attribute_not_exists(pk)` when the plan read version 0, else `#v = :expected` |
-//! | essay / phase / CJ header / CJ chunks | none: the root's condition guards them |
+//! | essay | `attribute_not_exists(#v)` when the plan read version 0 (or no essay), else `#v = :expected` |
+//! | roster chunks / phase / CJ header / CJ chunks | none: the root's condition guards them |
 //! | outbox items (outbox table) | `attribute_not_exists(event_id)` |
 //!
 //! A cancelled transaction writes nothing; its per-action cancellation reasons tell a
 //! duplicate (marker exists, same hash) from a payload conflict (marker exists, other hash)
-//! from a version conflict (root or outbox condition failed), see
+//! from a version conflict (root, essay or outbox condition failed), see
 //! [`super::errors::classify_cancellation`].
 //!
 //! # Plans too big for one transaction
@@ -35,7 +36,8 @@
 
 use super::errors::ActionRole;
 use super::items::{
-    self, encode_cj_job, encode_essay, encode_marker, encode_phase, encode_root, n, Item,
+    self, encode_cj_job, encode_essay, encode_marker, encode_phase, encode_root, encode_roster, n,
+    Item,
 };
 use super::outbox::{OutboxItem, ORDERING_KEY};
 use crate::config::StoreConfig;
@@ -65,6 +67,8 @@ pub enum Condition {
     NotExists(&'static str),
     /// `version = <expected>`.
     Version(u64),
+    /// `attribute_not_exists(version)`: a new item, or one written before it had a version.
+    Unversioned,
 }
 
 /// One put of the commit.
@@ -92,6 +96,9 @@ impl Write {
                 .condition_expression("#v = :expected")
                 .expression_attribute_names("#v", items::VERSION)
                 .expression_attribute_values(":expected", n(expected)),
+            Condition::Unversioned => put
+                .condition_expression("attribute_not_exists(#v)")
+                .expression_attribute_names("#v", items::VERSION),
         };
         if self.role == ActionRole::Marker {
             put = put.return_values_on_condition_check_failure(
@@ -171,7 +178,35 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
                 if essay.batch_id != batch_id {
                     return Err(wrong_batch("an essay", &essay.batch_id, batch_id));
                 }
-                transaction.push(record(encode_essay(essay)?));
+                let mut stored = essay.clone();
+                stored.version = essay.version + 1;
+                let condition = match essay.version {
+                    0 => Condition::Unversioned,
+                    expected => Condition::Version(expected),
+                };
+                transaction.push(Write {
+                    role: ActionRole::Essay,
+                    table: Table::State,
+                    condition,
+                    item: encode_essay(&stored)?,
+                });
+            }
+            StateChange::Roster(essay_ids) => {
+                let registration_key = plan
+                    .changes
+                    .iter()
+                    .find_map(|c| match c {
+                        StateChange::Root(root) => root.registration.as_ref(),
+                        _ => None,
+                    })
+                    .map(|r| r.provenance.event_key.as_str())
+                    .ok_or_else(|| StoreError::Permanent {
+                        kind: "invalid_request",
+                        message: "plan writes a roster without a registered root".into(),
+                    })?;
+                for item in encode_roster(batch_id, registration_key, essay_ids)? {
+                    transaction.push(record(item));
+                }
             }
             StateChange::Phase(phase) => transaction.push(record(encode_phase(batch_id, phase)?)),
             StateChange::CjJob(job) => {
@@ -288,6 +323,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_essay_must_be_new_and_a_registration_writes_its_roster() {
+        let mut root = testdata::registered_root("b-1");
+        root.version = 0;
+        let ids = root.registration.as_ref().unwrap().essay_ids.clone();
+        let plan = Plan {
+            changes: vec![
+                StateChange::Root(root),
+                StateChange::Roster(ids.clone()),
+                StateChange::Essay(testdata::essay("b-1", "e-9", false)),
+            ],
+            outbox: vec![],
+        };
+        let writes = commit_writes(&marker(), &plan).unwrap();
+        let roles: Vec<_> = writes.transaction.iter().map(|w| w.role).collect();
+        use ActionRole::*;
+        assert_eq!(roles, [Marker, Root, Record, Essay]);
+        let roster = &writes.transaction[2];
+        assert_eq!(get_s(&roster.item, items::SK), Some("ROSTER#0000"));
+        assert_eq!(
+            get_s(&roster.item, items::REGISTRATION),
+            Some("event:reg"),
+            "names its registration"
+        );
+        assert_eq!(writes.transaction[3].condition, Condition::Unversioned);
+        // A roster without a registered root is a bug in the plan, not something to write.
+        let orphan = Plan {
+            changes: vec![StateChange::Roster(ids)],
+            outbox: vec![],
+        };
+        assert!(commit_writes(&marker(), &orphan).is_err());
+    }
+
+    #[test]
     fn small_plan_is_one_transaction_with_conditions() {
         let layout = layout(commit_writes(&marker(), &plan_with_cj(20, 10)).unwrap()).unwrap();
         assert!(layout.prewrite.is_empty());
@@ -295,7 +363,13 @@ mod tests {
         use ActionRole::*;
         assert_eq!(
             roles,
-            [Marker, Root, Record, Record, Record, Outbox, Outbox, Record]
+            [Marker, Root, Essay, Record, Record, Outbox, Outbox, Record]
+        );
+        // The essay was read at version 1 (a stored essay): written only if still at 1.
+        assert_eq!(layout.transaction[2].condition, Condition::Version(1));
+        assert_eq!(
+            layout.transaction[2].item.get(items::VERSION),
+            Some(&items::n(2))
         );
         assert_eq!(layout.transaction[0].condition, Condition::NotExists("pk"));
         assert_eq!(layout.transaction[1].condition, Condition::Version(4));

@@ -157,6 +157,9 @@ pub enum ActionRole {
     Marker,
     /// The versioned batch root.
     Root,
+    /// A versioned essay item: a per-essay record's plan may rest on an essay read apart
+    /// from the root (`BatchGetItem` is not one snapshot), so the essay has a condition too.
+    Essay,
     /// A record item or CJ chunk guarded by the root (no condition of its own).
     Record,
     /// An outbox item (`attribute_not_exists(event_id)`).
@@ -171,7 +174,7 @@ pub enum CancellationVerdict {
     MarkerExists {
         existing_hash: Option<String>,
     },
-    /// The root moved on, or an outbox item exists already: reload and re-plan.
+    /// The root or an essay moved on, or an outbox item exists already: reload and re-plan.
     VersionConflict,
     Failed(StoreError),
 }

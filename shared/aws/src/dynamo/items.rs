@@ -44,6 +44,11 @@ pub const PAYLOAD_HASH: &str = "payload_hash";
 
 // Sort keys and index names.
 pub const ROOT_SK: &str = "#ROOT";
+/// Sort-key prefix of the roster chunks (the registration's essay ids).
+pub const ROSTER_PREFIX: &str = "ROSTER#";
+/// The registration a roster chunk belongs to (its provenance's event key).
+pub const REGISTRATION: &str = "registration";
+pub const ESSAY_IDS: &str = "essay_ids";
 pub const MARKER_SK: &str = "#MARKER";
 pub const INDEX_BY_USER: &str = "by_user";
 pub const INDEX_BY_USER_STATUS: &str = "by_user_status";
@@ -69,16 +74,18 @@ pub enum ItemType {
     CjJob,
     CjChunk,
     Marker,
+    Roster,
 }
 
 impl ItemType {
-    pub const ALL: [ItemType; 6] = [
+    pub const ALL: [ItemType; 7] = [
         ItemType::Batch,
         ItemType::Essay,
         ItemType::Phase,
         ItemType::CjJob,
         ItemType::CjChunk,
         ItemType::Marker,
+        ItemType::Roster,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -89,6 +96,7 @@ impl ItemType {
             ItemType::CjJob => "cj_job",
             ItemType::CjChunk => "cj_chunk",
             ItemType::Marker => "marker",
+            ItemType::Roster => "roster",
         }
     }
 
@@ -151,6 +159,11 @@ pub fn batch_pk(batch_id: &str) -> String {
 
 pub fn essay_sk(essay_id: &str) -> String {
     format!("ESSAY#{essay_id}")
+}
+
+/// Sort key of chunk `index` of the registration's essay ids.
+pub fn roster_sk(index: u32) -> String {
+    format!("{ROSTER_PREFIX}{index:04}")
 }
 
 pub fn phase_sk(phase: PhaseName) -> String {
@@ -259,8 +272,9 @@ struct RootIndexKeys {
     gsi3sk: Option<String>,
 }
 
-/// The root item: the record, `version` (top-level `N`), and for registered batches the
-/// `by_user` / `by_user_status` index keys.
+/// The root item: the record without the registration's essay ids (they are the roster
+/// items, [`encode_roster`]: the root stays small however large the batch), `version`
+/// (top-level `N`), and for registered batches the `by_user` / `by_user_status` index keys.
 pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
     let mut keys = RootIndexKeys::default();
     if let Some(registration) = &root.registration {
@@ -276,14 +290,107 @@ pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
         keys.gsi3pk = Some(FACTS_WAIT_KEY);
         keys.gsi3sk = Some(format!("{}#{}", sortable_time(since), root.batch_id));
     }
-    Stored {
+    let mut item = Stored {
         pk: batch_pk(&root.batch_id),
         sk: ROOT_SK.into(),
         item_type: ItemType::Batch,
         record: root,
         extra: keys,
     }
-    .encode("batch root")
+    .encode("batch root")?;
+    if let Some(AttributeValue::M(registration)) = item.get_mut(REGISTRATION) {
+        registration.remove(ESSAY_IDS);
+    }
+    Ok(item)
+}
+
+/// One roster item: chunk `index` of `count` of the essay ids of the registration recorded by
+/// `registration_key` (its provenance's event key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterChunk {
+    pub registration: String,
+    pub chunk_index: u32,
+    pub chunk_count: u32,
+    pub essay_ids: Vec<String>,
+}
+
+/// The roster items of a registration: its essay ids in chunks of at most [`MAX_CHUNK_BYTES`]
+/// (at least one, possibly empty). They are written when the registration changes; each names
+/// its registration, so chunks of a registration replaced by an earlier one are ignored
+/// ([`decode_aggregate`]) and overwritten in place.
+pub fn encode_roster(
+    batch_id: &str,
+    registration_key: &str,
+    essay_ids: &[String],
+) -> Result<Vec<Item>, ItemError> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, id) in essay_ids.iter().enumerate() {
+        // The attribute's size: the string plus a little list overhead per element.
+        let size = id.len() + 3;
+        if i > start && bytes + size > MAX_CHUNK_BYTES {
+            ranges.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    ranges.push(start..essay_ids.len());
+    let count =
+        u32::try_from(ranges.len()).map_err(|_| ItemError::encode("roster", "too many chunks"))?;
+    ranges
+        .into_iter()
+        .zip(0u32..)
+        .map(|(range, index)| {
+            Stored {
+                pk: batch_pk(batch_id),
+                sk: roster_sk(index),
+                item_type: ItemType::Roster,
+                record: &RosterChunk {
+                    registration: registration_key.to_string(),
+                    chunk_index: index,
+                    chunk_count: count,
+                    essay_ids: essay_ids[range].to_vec(),
+                },
+                extra: (),
+            }
+            .encode("roster")
+        })
+        .collect()
+}
+
+pub fn decode_roster(item: Item) -> Result<RosterChunk, ItemError> {
+    decode("roster", item)
+}
+
+/// The essay ids of `registration_key` from the roster chunks found (any order); `None` when
+/// none of them belongs to it. Error when some of its chunks are missing.
+fn assemble_roster(
+    registration_key: &str,
+    chunks: Vec<RosterChunk>,
+) -> Result<Option<Vec<String>>, ItemError> {
+    let mut mine: Vec<RosterChunk> = chunks
+        .into_iter()
+        .filter(|c| c.registration == registration_key)
+        .collect();
+    let Some(count) = mine.first().map(|c| c.chunk_count) else {
+        return Ok(None);
+    };
+    mine.sort_by_key(|c| c.chunk_index);
+    let complete = mine.len() == count as usize
+        && mine
+            .iter()
+            .zip(0u32..)
+            .all(|(c, i)| c.chunk_index == i && c.chunk_count == count);
+    if !complete {
+        return Err(ItemError::decode(
+            "roster",
+            format!(
+                "registration `{registration_key}`: chunks {:?} of {count}",
+                mine.iter().map(|c| c.chunk_index).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(Some(mine.into_iter().flat_map(|c| c.essay_ids).collect()))
 }
 
 /// The `gsi3sk` bound of roots awaiting facts since `cutoff` or earlier (`<=` it: every sort
@@ -298,18 +405,35 @@ pub fn decode_root(item: Item) -> Result<BatchRoot, ItemError> {
 
 // ----------------------------------------------------------------------------------- essay
 
+/// The essay item: the record without `batch_id` and `essay_id` (the keys carry both; an
+/// essay item stays under 1 KB, one write unit, with them left out — docs/data-model.md).
 pub fn encode_essay(essay: &EssayRecord) -> Result<Item, ItemError> {
-    Stored {
+    let mut item = Stored {
         pk: batch_pk(&essay.batch_id),
         sk: essay_sk(&essay.essay_id),
         item_type: ItemType::Essay,
         record: essay,
         extra: (),
     }
-    .encode("essay")
+    .encode("essay")?;
+    item.remove(BATCH_ID);
+    item.remove(ESSAY_ID);
+    Ok(item)
 }
 
-pub fn decode_essay(item: Item) -> Result<EssayRecord, ItemError> {
+/// An essay item, with `batch_id` and `essay_id` from its keys when the item does not carry
+/// them (items written before they were left out do).
+pub fn decode_essay(mut item: Item) -> Result<EssayRecord, ItemError> {
+    for (attribute, key, prefix) in [(BATCH_ID, PK, "BATCH#"), (ESSAY_ID, SK, "ESSAY#")] {
+        if item.contains_key(attribute) {
+            continue;
+        }
+        let id = get_s(&item, key)
+            .and_then(|k| k.strip_prefix(prefix))
+            .ok_or_else(|| ItemError::decode("essay", format!("`{key}` is not `{prefix}…`")))?
+            .to_string();
+        item.insert(attribute.to_string(), s(id));
+    }
     decode("essay", item)
 }
 
@@ -587,6 +711,7 @@ pub enum StateItem {
     CjHeader(CjHeader),
     CjChunk(CjChunk),
     Marker(IdempotencyMarker),
+    Roster(RosterChunk),
 }
 
 pub fn decode_state_item(item: Item) -> Result<StateItem, ItemError> {
@@ -602,6 +727,7 @@ pub fn decode_state_item(item: Item) -> Result<StateItem, ItemError> {
         ItemType::CjJob => StateItem::CjHeader(decode_cj_header(item)?),
         ItemType::CjChunk => StateItem::CjChunk(decode_cj_chunk(item)?),
         ItemType::Marker => StateItem::Marker(decode_marker(item)?),
+        ItemType::Roster => StateItem::Roster(decode_roster(item)?),
     })
 }
 
@@ -614,6 +740,7 @@ pub fn decode_aggregate(
     let mut agg = BatchAggregate::new(batch_id);
     let mut headers = Vec::new();
     let mut chunks: HashMap<String, Vec<CjChunk>> = HashMap::new();
+    let mut roster = Vec::new();
     for item in items {
         // Item types added by a later version are not this version's business.
         let item_type = get_s(&item, ITEM_TYPE);
@@ -639,6 +766,13 @@ pub fn decode_aggregate(
                 chunks.entry(chunk.job_id.clone()).or_default().push(chunk)
             }
             StateItem::Marker(_) => {}
+            StateItem::Roster(chunk) => roster.push(chunk),
+        }
+    }
+    if let Some(registration) = agg.root.registration.as_mut() {
+        // Roots written before the roster existed carry their essay ids themselves.
+        if let Some(ids) = assemble_roster(&registration.provenance.event_key, roster)? {
+            registration.essay_ids = ids;
         }
     }
     for header in headers {
@@ -715,7 +849,62 @@ mod tests {
             registration["student_prompt_ref"].as_s().unwrap(),
             r#"{"references":{"student_prompt_text":{"storage_id":"p-1","path":""}},"a_float":2.0}"#
         );
-        assert_eq!(decode_root(item).unwrap(), root);
+        // The essay ids are the roster's, not the root's.
+        assert!(!registration.contains_key(ESSAY_IDS));
+        assert_eq!(decode_root(item).unwrap(), without_essay_ids(root));
+    }
+
+    fn without_essay_ids(mut root: BatchRoot) -> BatchRoot {
+        if let Some(r) = root.registration.as_mut() {
+            r.essay_ids.clear();
+        }
+        root
+    }
+
+    #[test]
+    fn the_roster_holds_the_essay_ids_in_chunks_of_its_registration() {
+        let mut root = testdata::registered_root("b-1");
+        let key = root
+            .registration
+            .as_ref()
+            .unwrap()
+            .provenance
+            .event_key
+            .clone();
+        // 9,000 ids of 64 characters: ~600 KB, three chunks.
+        let ids: Vec<String> = (0..9_000).map(|i| format!("{i:064}")).collect();
+        root.registration.as_mut().unwrap().essay_ids = ids.clone();
+        let roster = encode_roster("b-1", &key, &ids).unwrap();
+        assert_eq!(roster.len(), 3);
+        for (i, item) in roster.iter().enumerate() {
+            assert_eq!(get_s(item, SK), Some(roster_sk(i as u32).as_str()));
+            assert_eq!(get_s(item, ITEM_TYPE), Some("roster"));
+            assert!(estimated_item_size(item) < 400_000);
+        }
+        let mut items = vec![encode_root(&root).unwrap()];
+        items.extend(roster.iter().rev().cloned());
+        // A chunk of a replaced registration is ignored.
+        items.extend(encode_roster("b-1", "event:other", &["x".to_string()]).unwrap());
+        let agg = decode_aggregate("b-1", items.clone()).unwrap();
+        assert_eq!(agg.root, root);
+        // A missing chunk is corruption, not a shorter list.
+        items.retain(|i| get_s(i, SK) != Some(roster_sk(1).as_str()));
+        assert!(decode_aggregate("b-1", items).is_err());
+        // A root stored with its essay ids (before the roster) keeps them.
+        let mut old = encode_root(&testdata::registered_root("b-1")).unwrap();
+        let Some(AttributeValue::M(registration)) = old.get_mut(REGISTRATION) else {
+            panic!("registration map")
+        };
+        registration.insert(
+            ESSAY_IDS.into(),
+            AttributeValue::L(vec![s("e-1"), s("e-2")]),
+        );
+        assert_eq!(
+            decode_aggregate("b-1", [old]).unwrap().root,
+            testdata::registered_root("b-1")
+        );
+        // No essay ids at all: one empty chunk, read back as none.
+        assert_eq!(encode_roster("b-1", &key, &[]).unwrap().len(), 1);
     }
 
     #[test]
@@ -732,7 +921,7 @@ mod tests {
         assert!(sort_key.as_str() <= facts_wait_bound(since).as_str());
         let earlier = Timestamp::from_unix_micros(since.unix_micros() - 1).unwrap();
         assert!(sort_key.as_str() > facts_wait_bound(earlier).as_str());
-        assert_eq!(decode_root(item).unwrap(), root);
+        assert_eq!(decode_root(item).unwrap(), without_essay_ids(root));
     }
 
     #[test]
@@ -757,9 +946,15 @@ mod tests {
                 get_s(&item, SK),
                 Some(format!("ESSAY#{}", essay.essay_id).as_str())
             );
-            assert_eq!(get_s(&item, ESSAY_ID), Some(essay.essay_id.as_str()));
+            // The keys name batch and essay; the item does not repeat them.
+            assert!(!item.contains_key(ESSAY_ID) && !item.contains_key(BATCH_ID));
             assert_eq!(get_s(&item, ITEM_TYPE), Some("essay"));
-            assert_eq!(decode_essay(item).unwrap(), essay);
+            assert_eq!(decode_essay(item.clone()).unwrap(), essay);
+            // Items written before carry both, and read the same.
+            let mut old = item;
+            old.insert(ESSAY_ID.into(), s(&essay.essay_id));
+            old.insert(BATCH_ID.into(), s("b-1"));
+            assert_eq!(decode_essay(old).unwrap(), essay);
         }
     }
 
@@ -903,6 +1098,15 @@ mod tests {
     fn aggregate_round_trips_from_its_items() {
         let agg = testdata::aggregate("b-1");
         let mut items = vec![encode_root(&agg.root).unwrap()];
+        let registration = agg.root.registration.as_ref().unwrap();
+        items.extend(
+            encode_roster(
+                "b-1",
+                &registration.provenance.event_key,
+                &registration.essay_ids,
+            )
+            .unwrap(),
+        );
         items.extend(agg.essays.values().map(|e| encode_essay(e).unwrap()));
         items.extend(agg.phases.values().map(|p| encode_phase("b-1", p).unwrap()));
         for job in agg.cj_jobs.values() {
@@ -928,7 +1132,7 @@ mod tests {
         ));
         let root = testdata::registered_root("b");
         let mut expected = BatchAggregate::new("b");
-        expected.root = root.clone();
+        expected.root = without_essay_ids(root.clone());
         let items = [item, encode_root(&root).unwrap()];
         assert_eq!(decode_aggregate("b", items).unwrap(), expected);
         let mut broken = encode_essay(&testdata::essay("b", "e", false)).unwrap();

@@ -3,12 +3,13 @@
 use super::commit::{commit_writes, layout};
 use super::errors::{classify_cancellation, classify_sdk_error, CancellationVerdict};
 use super::items::{
-    self, batch_pk, decode_aggregate, decode_marker, marker_pk, s, Item, MARKER_SK, PK, SK,
+    self, batch_pk, decode_aggregate, decode_marker, essay_sk, marker_pk, s, Item, MARKER_SK, PK,
+    ROOT_SK, SK,
 };
 use super::outbox::{OutboxItem, EVENT_ID, INDEX_BY_EVENT_ID, ORDERING_KEY, POSITION};
 use crate::config::{load_sdk_config, StoreConfig};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use ras_domain::model::BatchAggregate;
 use ras_domain::plan::Plan;
@@ -18,7 +19,8 @@ use tracing::{debug, info, warn};
 
 /// `BatchWriteItem` takes at most 25 puts.
 const BATCH_WRITE_MAX: usize = 25;
-/// Attempts to get unprocessed items of a `BatchWriteItem` written.
+/// Attempts to get unprocessed items of a `BatchWriteItem` written (or unprocessed keys of a
+/// `BatchGetItem` read).
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
 
 /// The DynamoDB adapter of [`AggregateStore`] and [`ras_domain::ports::BatchReader`]. Cheap
@@ -193,7 +195,71 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Items of the state table by key, strongly consistent, in one `BatchGetItem` (keys the
+    /// service leaves unprocessed are asked for again, with backoff). Absent items are absent.
+    async fn get_items(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let table = &self.config.state_table;
+        let mut keys = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Permanent {
+                kind: "invalid_request",
+                message: e.to_string(),
+            })?;
+        let mut found = Vec::new();
+        for attempt in 0..BATCH_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(table, keys)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("BatchGetItem", &e))?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(table))
+                    .unwrap_or_default(),
+            );
+            match out.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+                Some(rest) if !rest.keys.is_empty() => keys = rest,
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Transient(
+            "BatchGetItem: keys still unprocessed".into(),
+        ))
+    }
+}
+
 impl AggregateStore for DynamoStore {
+    /// The root and the essay item, in one consistent `BatchGetItem`: two items whose size
+    /// does not depend on the batch (the registration's essay ids are roster items, not read
+    /// here). No root: a new aggregate.
+    async fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> Result<BatchAggregate, StoreError> {
+        let pk = batch_pk(batch_id);
+        let key = |sk: String| Item::from([(PK.to_string(), s(&pk)), (SK.to_string(), s(sk))]);
+        let items = self
+            .get_items(vec![key(ROOT_SK.to_string()), key(essay_sk(essay_id))])
+            .await?;
+        let view = decode_aggregate(batch_id, items)?;
+        debug!(
+            batch_id,
+            essay_id,
+            version = view.root.version,
+            "loaded root and essay"
+        );
+        Ok(view)
+    }
+
     async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
         let items = self.query_partition(&batch_pk(batch_id), None).await?;
         let count = items.len();

@@ -91,6 +91,10 @@ pub fn registered_root(batch_id: &str) -> BatchRoot {
                 essay_id: "e-2".into(),
             }],
         }),
+        essay_counters: Some(EssayCounters {
+            spellcheck_completed: 1,
+            spellcheck_failed: 1,
+        }),
         derived: DerivedBatch {
             overall_status: Some(BatchStatus::ProcessingPipelines),
             completed_essay_count: 1,
@@ -129,6 +133,7 @@ pub fn essay(batch_id: &str, essay_id: &str, full: bool) -> EssayRecord {
             provenance: provenance("2025-11-27T10:02:00Z", "event:spell"),
         }),
         updated_at: ts("2025-11-27T10:02:00Z"),
+        version: u64::from(full),
     }
 }
 

@@ -83,6 +83,17 @@ impl InboundPayload {
         }
     }
 
+    /// The one essay a per-essay event is about (slot assignment, spellcheck result); `None`
+    /// for the batch-level events.
+    pub fn essay_id(&self) -> Option<&str> {
+        match self {
+            InboundPayload::EssaySlotAssigned(e) => Some(&e.essay_id),
+            // The decoder requires `entity_id` of a spellcheck result.
+            InboundPayload::SpellcheckResult(e) => Some(e.entity_id.as_deref().unwrap_or("")),
+            _ => None,
+        }
+    }
+
     /// The producer's own domain time for the event, when the payload carries one.
     pub fn payload_time(&self) -> Option<Timestamp> {
         match self {

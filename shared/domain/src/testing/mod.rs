@@ -73,6 +73,19 @@ impl InMemoryStore {
                 return CommitOutcome::VersionConflict;
             }
         }
+        let stored_essay_version = |essay_id: &str| {
+            inner
+                .aggregates
+                .get(&marker.batch_id)
+                .and_then(|a| a.essays.get(essay_id))
+                .map_or(0, |e| e.version)
+        };
+        let essay_moved = plan.changes.iter().any(|c| {
+            matches!(c, crate::plan::StateChange::Essay(e) if stored_essay_version(&e.essay_id) != e.version)
+        });
+        if essay_moved {
+            return CommitOutcome::VersionConflict;
+        }
         if plan
             .outbox
             .iter()
@@ -101,6 +114,27 @@ impl AggregateStore for InMemoryStore {
         Ok(self
             .aggregate(batch_id)
             .unwrap_or_else(|| BatchAggregate::new(batch_id)))
+    }
+
+    /// As the DynamoDB store reads it: the root without the registration's essay ids, and
+    /// the one essay.
+    async fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> Result<BatchAggregate, StoreError> {
+        let inner = self.lock();
+        let mut view = BatchAggregate::new(batch_id);
+        if let Some(stored) = inner.aggregates.get(batch_id) {
+            view.root = stored.root.clone();
+            if let Some(registration) = view.root.registration.as_mut() {
+                registration.essay_ids.clear();
+            }
+            if let Some(essay) = stored.essays.get(essay_id) {
+                view.essays.insert(essay_id.to_string(), essay.clone());
+            }
+        }
+        Ok(view)
     }
 
     async fn commit(
