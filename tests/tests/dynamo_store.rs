@@ -14,12 +14,12 @@ use ras_domain::contracts::{
 };
 use ras_domain::ids;
 use ras_domain::model::BatchAggregate;
-use ras_domain::plan::Plan;
+use ras_domain::plan::{Plan, StateChange};
 use ras_domain::ports::{
     AggregateStore, BatchPage, BatchReader, CommitOutcome, Destination, IdempotencyMarker,
     StoreError,
 };
-use ras_domain::rules::{apply, RecordContext};
+use ras_domain::rules::{apply, apply_to_essay, RecordContext};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -430,8 +430,16 @@ async fn every_record_type_round_trips_through_the_store() {
     );
     for essay in of_type(&items, "essay") {
         assert!(items::get_s(essay, "sk").unwrap().starts_with("ESSAY#"));
-        assert!(items::get_s(essay, "essay_id").is_some());
+        // The keys name batch and essay; the item keeps under 1 KB without repeating them.
+        assert!(items::get_s(essay, "essay_id").is_none());
+        assert!(essay.contains_key("version"));
     }
+    // The registration's essay ids are the roster's, not the root's.
+    let roster = of_type(&items, "roster");
+    assert_eq!(roster.len(), 1);
+    assert_eq!(items::get_s(roster[0], "sk"), Some("ROSTER#0000"));
+    let registration = root["registration"].as_m().expect("registration map");
+    assert!(!registration.contains_key("essay_ids"));
     assert_eq!(of_type(&items, "phase").len(), expected.phases.len());
     let header = of_type(&items, "cj_job");
     assert_eq!(header.len(), 1);
@@ -552,6 +560,106 @@ async fn stale_version_is_a_conflict_and_writes_nothing() {
         CommitOutcome::VersionConflict
     );
     assert_eq!(store.get_marker(&second.event_key()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_per_essay_record_is_planned_from_the_root_and_its_essay_and_guarded_by_both() {
+    let store = store().await;
+    let scope = Scope::new();
+    let mut expected = register(&store, &scope).await;
+    ingest(&store, &scope.fixture(SLOT_ASSIGNED), &mut expected).await;
+    let mut other = scope.fixture_json(SLOT_ASSIGNED);
+    other["data"]["essay_id"] = json!("another-essay");
+    ingest(&store, &Record::new(SLOT_ASSIGNED, &other), &mut expected).await;
+
+    // One BatchGetItem: the root (without the roster) and the one essay.
+    let record = scope.fixture(SPELLCHECK);
+    let payload = record.event().payload;
+    let essay_id = payload.essay_id().expect("a per-essay record").to_string();
+    let view = store.load_essay(&scope.batch, &essay_id).await.unwrap();
+    assert_eq!(view.root.version, expected.root.version);
+    assert_eq!(view.essays.keys().collect::<Vec<_>>(), [&essay_id]);
+    assert_eq!(view.essays[&essay_id], expected.essays[&essay_id]);
+    assert!(view.root.registration.as_ref().unwrap().essay_ids.is_empty());
+    let ctx = record.context();
+    let plan = apply_to_essay(&view, &payload, &ctx)
+        .unwrap()
+        .expect("the root and the essay are enough");
+    assert_eq!(
+        plan.changes.len(),
+        2,
+        "the root and the essay: {:?}",
+        plan.changes
+    );
+
+    // A plan resting on an essay older than the root read (a torn read) cannot commit.
+    let mut torn = plan.clone();
+    for change in &mut torn.changes {
+        if let StateChange::Essay(essay) = change {
+            essay.version -= 1;
+        }
+    }
+    assert_eq!(
+        commit_exclusive(&store, &record.marker(), &torn)
+            .await
+            .unwrap(),
+        CommitOutcome::VersionConflict
+    );
+    assert_eq!(store.load(&scope.batch).await.unwrap(), expected);
+
+    // The plan as made commits; the whole batch reads back with every essay id.
+    assert_eq!(
+        commit_exclusive(&store, &record.marker(), &plan)
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+    expected.apply_plan(&plan);
+    let stored = store.load(&scope.batch).await.unwrap();
+    assert_eq!(stored, expected);
+    assert_eq!(stored.root.registration.unwrap().essay_ids.len(), 3);
+    // What the whole batch gives: the counts the API serves.
+    assert_eq!(
+        stored.root.derived,
+        ras_domain::projection::derive_batch(&expected)
+    );
+
+    // An essay nothing stored yet: the root alone.
+    let view = store.load_essay(&scope.batch, "no-such-essay").await.unwrap();
+    assert!(view.essays.is_empty());
+    assert_eq!(view.root.version, expected.root.version);
+    // A batch nothing stored yet: a new aggregate.
+    let none = store.load_essay("no-such-batch", "e").await.unwrap();
+    assert_eq!(none, BatchAggregate::new("no-such-batch"));
+}
+
+#[tokio::test]
+async fn a_registration_of_9000_long_essay_ids_is_stored_in_roster_chunks() {
+    let store = store().await;
+    let scope = Scope::new();
+    let mut registration = scope.fixture_json(REGISTERED);
+    let ids: Vec<String> = (0..9_000)
+        .map(|i| format!("essay-{i:058}"))
+        .collect();
+    registration["data"]["essay_ids"] = json!(ids);
+    registration["data"]["expected_essay_count"] = json!(ids.len());
+    let mut expected = BatchAggregate::new(&scope.batch);
+    ingest(&store, &Record::new(REGISTERED, &registration), &mut expected).await;
+    let items = partition_items(&store, &scope.batch).await;
+    assert_eq!(of_type(&items, "roster").len(), 3, "~600 KB of ids");
+    let root = of_type(&items, "batch")[0];
+    assert!(
+        items::estimated_item_size(root) < 4_096,
+        "the root stays small: {} B",
+        items::estimated_item_size(root)
+    );
+    // A per-essay record reads two small items, whatever the registration's size.
+    let view = store.load_essay(&scope.batch, &ids[0]).await.unwrap();
+    assert!(view.root.registration.unwrap().essay_ids.is_empty());
+    assert_eq!(
+        store.load(&scope.batch).await.unwrap().root.registration.unwrap().essay_ids,
+        ids
+    );
 }
 
 #[tokio::test]
@@ -710,16 +818,13 @@ async fn ping_reaches_the_state_table() {
 async fn an_item_over_400_kb_is_a_permanent_failure() {
     let store = store().await;
     let scope = Scope::new();
-    let mut value = scope.fixture_json(REGISTERED);
-    // ~10,000 essay ids of ~50 bytes: a root item over DynamoDB's 400 KB.
-    let essay_ids: Vec<String> = (0..10_000)
-        .map(|i| format!("essay-{i:05}-{}", Uuid::new_v4()))
-        .collect();
-    value["data"]["essay_ids"] = json!(essay_ids);
-    value["data"]["expected_essay_count"] = json!(essay_ids.len());
-    let record = Record::new(REGISTERED, &value);
-    let empty = BatchAggregate::new(&scope.batch);
-    let plan = apply(&empty, &record.event().payload, &record.context()).unwrap();
+    let expected = register(&store, &scope).await;
+    // A 450 KB file name: an essay item over DynamoDB's 400 KB. (A registration of any size is
+    // not: its essay ids are roster chunks of at most 300 KB.)
+    let mut value = scope.fixture_json(SLOT_ASSIGNED);
+    value["data"]["original_file_name"] = json!("x".repeat(450_000));
+    let record = Record::new(SLOT_ASSIGNED, &value);
+    let plan = apply(&expected, &record.event().payload, &record.context()).unwrap();
     let err = commit_exclusive(&store, &record.marker(), &plan)
         .await
         .unwrap_err();
@@ -734,5 +839,5 @@ async fn an_item_over_400_kb_is_a_permanent_failure() {
         "{err:?}"
     );
     assert_eq!(store.get_marker(&record.event_key()).await.unwrap(), None);
-    assert_eq!(store.load(&scope.batch).await.unwrap(), empty);
+    assert_eq!(store.load(&scope.batch).await.unwrap(), expected);
 }

@@ -7,8 +7,10 @@
 //! case itself (`service::process_record`) over a store that does what `DynamoStore` does
 //! without the network:
 //!
-//! * `load`: the items a consistent `Query` of the batch partition returns — the items the
-//!   earlier commits put, as they were encoded — decoded by `items::decode_aggregate`;
+//! * `load_essay` (a per-essay record): the root and essay items a consistent `BatchGetItem`
+//!   returns; when the root and the essay are not enough (`rules::apply_to_essay`), `load`:
+//!   the items a consistent `Query` of the batch partition returns — the items the earlier
+//!   commits put, as they were encoded — both decoded by `items::decode_aggregate`;
 //! * `commit`: `commit::commit_writes` + `commit::layout` and `Write::into_transact_item`, the
 //!   `TransactWriteItems` request (and the chunk pre-writes) `DynamoStore::commit` sends; the
 //!   conditions DynamoDB would check are checked, and the request is applied to in-memory
@@ -20,7 +22,7 @@
 //! Every request is costed with `ras_aws::dynamo::capacity` (DynamoDB's documented item-size
 //! and rounding rules; index writes by `template.yaml`'s projections) against the items it
 //! reads or replaces. The tables are printed first (Markdown); criterion then measures the CPU
-//! of one record — `process_record` over a snapshot of the batch: load (the partition's items
+//! of one record — `process_record` over a snapshot of the batch: load (the items read
 //! decoded), decode of the record, plan, commit preparation (the request built) — for a
 //! per-essay record in the middle and at the end of the batch. Not included: the SDK's
 //! (de)serialisation of the requests and responses, and the network.
@@ -34,12 +36,10 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it replays the 3- and 30-essay
 //! batches only and runs each benchmark once.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use criterion::{black_box, Criterion};
 use ras_aws::config::StoreConfig;
 use ras_aws::dynamo::capacity::{
-    self, item_size, read_units, write_units, Consistency, IndexSchema, MemoryDatabase, Projection,
-    ReadCost, TableSchema, WriteCost, OUTBOX_TABLE, STATE_TABLE, TRANSACTIONAL_WRITE_FACTOR,
+    self, item_size, Consistency, MemoryDatabase, ReadCost, WriteCost, OUTBOX_TABLE, STATE_TABLE,
 };
 use ras_aws::dynamo::commit::{commit_writes, layout, Condition};
 use ras_aws::dynamo::errors::ActionRole;
@@ -633,8 +633,8 @@ fn print_per_batch(replays: &[Replay]) {
 /// Where the bytes are: sizes of the items stored at the end of the batch, by item type.
 fn print_items(replays: &[Replay]) {
     println!("### Stored items at the end of the batch (size per item)\n");
-    println!("| essays | root | essay (slot + spellcheck) | phase outcome | CJ header | CJ chunks | marker | outbox items |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| essays | root | roster | essay (slot + spellcheck) | phase outcome | CJ header | CJ chunks | marker | outbox items |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let config = StoreConfig::default();
     for replay in replays {
         let state = replay.end.table(&config.state_table).expect("state");
@@ -662,186 +662,16 @@ fn print_items(replays: &[Replay]) {
             ),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             replay.essays,
             describe(by_type.get("batch")),
+            describe(by_type.get("roster")),
             describe(by_type.get("essay")),
             describe(by_type.get("phase")),
             describe(by_type.get("cj_job")),
             describe(by_type.get("cj_chunk")),
             kb(marker),
             describe(Some(&outbox_sizes)),
-        );
-    }
-    println!();
-}
-
-// ------------------------------------------------------------------ the design's estimate
-
-/// `ras-state` as `docs/issue-15-design.md` proposes it: `by_essay` dropped, the user indexes
-/// keys only (the API reads batch ids from them and loads each batch), `by_cj_job` keys only
-/// (the API reads the header's key from it and then the partition), `by_facts_wait` as is.
-const PROPOSED_STATE_TABLE: TableSchema = TableSchema {
-    name: "StateTable",
-    partition_key: "pk",
-    sort_key: Some("sk"),
-    indexes: &[
-        IndexSchema {
-            name: "by_user",
-            partition_key: "gsi1pk",
-            sort_key: Some("gsi1sk"),
-            projection: Projection::KeysOnly,
-        },
-        IndexSchema {
-            name: "by_user_status",
-            partition_key: "gsi2pk",
-            sort_key: Some("gsi2sk"),
-            projection: Projection::KeysOnly,
-        },
-        IndexSchema {
-            name: "by_cj_job",
-            partition_key: "cj_job_id",
-            sort_key: Some("sk"),
-            projection: Projection::KeysOnly,
-        },
-        IndexSchema {
-            name: "by_facts_wait",
-            partition_key: "gsi3pk",
-            sort_key: Some("gsi3sk"),
-            projection: Projection::KeysOnly,
-        },
-    ],
-};
-
-/// A map attribute.
-fn map(pairs: &[(&str, AttributeValue)]) -> AttributeValue {
-    AttributeValue::M(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
-}
-
-/// Per-phase counters of terminal stages (five-digit values: sized like a 2,000-essay batch's).
-fn phase_counters() -> AttributeValue {
-    map(&[
-        ("completed", items::n(12_345)),
-        ("failed", items::n(12_345)),
-    ])
-}
-
-/// The proposed small root (`docs/issue-15-design.md`): today's root item without the
-/// registration's essay id list (moved to roster items, written once), plus the counters and
-/// the fast path's guards.
-fn proposed_root(root: &Item) -> Item {
-    let mut small = root.clone();
-    if let Some(AttributeValue::M(registration)) = small.get_mut("registration") {
-        registration.remove("essay_ids");
-    }
-    let phases = AttributeValue::L(vec![
-        items::s("spellcheck"),
-        items::s("cj_assessment"),
-        items::s("nlp"),
-    ]);
-    small.insert(
-        "counters".into(),
-        map(&[
-            ("attached", items::n(12_345)),
-            ("failed_any", items::n(12_345)),
-            ("latest", items::s("2025-11-27T10:20:00.000000Z")),
-            ("spellcheck", phase_counters()),
-            ("cj_assessment", phase_counters()),
-            ("nlp", phase_counters()),
-        ]),
-    );
-    small.insert("phases_ran".into(), phases.clone());
-    small.insert("batch_level_phases".into(), phases);
-    small
-}
-
-/// The proposed essay item: today's without the batch and essay ids (the keys carry both;
-/// `by_essay`, the essay id's other use, is dropped), plus its own version and `counted`, its
-/// contribution to the root's counters as last counted.
-fn proposed_essay(essay: &Item) -> Item {
-    let mut item = essay.clone();
-    item.remove(items::BATCH_ID);
-    item.remove(items::ESSAY_ID);
-    item.insert(items::VERSION.into(), items::n(3));
-    item.insert(
-        "counted".into(),
-        map(&[
-            ("attached", AttributeValue::Bool(true)),
-            ("failed_any", AttributeValue::Bool(false)),
-            ("spellcheck", items::s("completed")),
-        ]),
-    );
-    item
-}
-
-/// Expected cost of a per-essay record on the proposal's fast path, computed with the capacity
-/// model from this replay's own items (`docs/issue-15-design.md`): one `BatchGetItem`
-/// (consistent) of the root and the essay item; one `TransactWriteItems` of the marker (new),
-/// the essay item (replaced) and the root (updated: counters, `updated_at`, `version`; its index
-/// keys unchanged), with the proposed index projections.
-fn print_design_estimate(replays: &[Replay]) {
-    println!("### Proposed model, per-essay record (estimate from this replay's items)\n");
-    println!("| essays | read: root + essay item (bytes → RCU) | write: marker + essay item (WCU) | root update (table + index WCU) | RCU | WCU |");
-    println!("|---|---|---|---|---|---|");
-    let config = StoreConfig::default();
-    for replay in replays {
-        let state = replay.end.table(&config.state_table).expect("state");
-        let items = state.query_items(&batch_pk(BATCH));
-        let root = items
-            .iter()
-            .find(|i| get_s(i, items::ITEM_TYPE) == Some("batch"))
-            .expect("root");
-        let essay = items
-            .iter()
-            .filter(|i| get_s(i, items::ITEM_TYPE) == Some("essay"))
-            .max_by_key(|i| item_size(i))
-            .expect("an essay");
-        let marker = marker_size(state);
-        let root = proposed_root(root);
-        let essay = proposed_essay(essay);
-        let (root_bytes, essay_bytes) = (item_size(&root), item_size(&essay));
-        // BatchGetItem: each item rounded up to 4 KB on its own.
-        let rcu = read_units(root_bytes, Consistency::Strong)
-            + read_units(essay_bytes, Consistency::Strong);
-        let tx = TRANSACTIONAL_WRITE_FACTOR;
-        let base = tx * write_units(marker) + tx * write_units(essay_bytes);
-        let essay_indexes: u64 = PROPOSED_STATE_TABLE
-            .indexes
-            .iter()
-            .map(|i| {
-                i.write(&PROPOSED_STATE_TABLE, Some(&essay), Some(&essay))
-                    .units
-            })
-            .sum();
-        let mut next_root = root.clone();
-        next_root.insert("updated_at".into(), items::s("2025-11-27T10:21:00.000000Z"));
-        let root_indexes: u64 = PROPOSED_STATE_TABLE
-            .indexes
-            .iter()
-            .map(|i| {
-                i.write(&PROPOSED_STATE_TABLE, Some(&root), Some(&next_root))
-                    .units
-            })
-            .sum();
-        let root_units = tx * write_units(root_bytes.max(item_size(&next_root)));
-        println!(
-            "| {} | {} + {} → {} | {} + {} = {} | {} + {} | **{}** | **{}** |",
-            replay.essays,
-            kb(root_bytes),
-            kb(essay_bytes),
-            units(rcu),
-            tx * write_units(marker),
-            tx * write_units(essay_bytes) + essay_indexes,
-            base + essay_indexes,
-            root_units,
-            root_indexes,
-            units(rcu),
-            base + essay_indexes + root_units + root_indexes,
         );
     }
     println!();
@@ -881,9 +711,10 @@ fn bench_cpu(c: &mut Criterion, replays: &[Replay]) {
     group.finish();
 }
 
-/// The three parts of one record's CPU: `load` (the partition's items, cloned as the SDK hands
-/// them over, decoded), `plan` (the record decoded, its context, `rules::apply`), `commit` (the
-/// items of the transaction encoded, laid out, the request built).
+/// The three parts of one record's CPU: `load` (the root and essay items, cloned as the SDK
+/// hands them over, decoded), `plan` (the record decoded, its context,
+/// `rules::apply_to_essay`), `commit` (the items of the transaction encoded, laid out, the
+/// request built).
 fn bench_parts(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     replay: &Replay,
@@ -892,15 +723,29 @@ fn bench_parts(
 ) {
     let config = StoreConfig::default();
     let now = now_start();
-    let items = tables
-        .table(&config.state_table)
-        .expect("state")
-        .query_items(&batch_pk(BATCH));
+    // The path `process_record` takes: a per-essay record before ELS's first outcome reads the
+    // root and its essay (`load_essay`: two items) and is planned from them.
+    let state = tables.table(&config.state_table).expect("state");
+    let DecodedRecord::Event { event, .. } = DecodedRecord::decode(record.topic, &record.value)
+    else {
+        panic!("the record decodes");
+    };
+    let essay_id = event.payload.essay_id().expect("a per-essay record");
+    let items: Vec<Item> = [items::ROOT_SK.to_string(), items::essay_sk(essay_id)]
+        .into_iter()
+        .filter_map(|sk| {
+            let key = Item::from([
+                (items::PK.to_string(), items::s(batch_pk(BATCH))),
+                (items::SK.to_string(), items::s(sk)),
+            ]);
+            state.get(&key).expect("key").cloned()
+        })
+        .collect();
     let n = replay.essays;
     group.bench_function(format!("{n}_essays/spellcheck_last/load"), |b| {
         b.iter(|| decode_aggregate(BATCH, black_box(items.clone())).expect("decodes"))
     });
-    let aggregate = decode_aggregate(BATCH, items.clone()).expect("decodes");
+    let view = decode_aggregate(BATCH, items.clone()).expect("decodes");
     let plan = |value: &[u8]| {
         let DecodedRecord::Event {
             event,
@@ -911,7 +756,9 @@ fn bench_parts(
             panic!("the record decodes");
         };
         let ctx = RecordContext::for_event(&event, event_key.clone(), now, now);
-        let plan = rules::apply(&aggregate, &event.payload, &ctx).expect("plans");
+        let plan = rules::apply_to_essay(&view, &event.payload, &ctx)
+            .expect("plans")
+            .expect("the root and its essay are enough");
         (plan, event_key, payload_hash)
     };
     group.bench_function(format!("{n}_essays/spellcheck_last/plan"), |b| {
@@ -953,7 +800,6 @@ fn main() {
     print_per_record(&replays);
     print_per_batch(&replays);
     print_items(&replays);
-    print_design_estimate(&replays);
     if std::env::var_os("RAS_COST_REPORT_ONLY").is_some() {
         return;
     }
