@@ -394,12 +394,14 @@ impl<S> FlakyStore<S> {
     }
 }
 
-impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
-    async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
+impl<S> FlakyStore<S> {
+    /// The faults of a read (`operation`: the request it stands for), before the inner store
+    /// is asked: a read of the whole batch and a read of its root and one essay fail alike.
+    async fn before_read(&self, batch_id: &str, operation: &str) -> Result<(), StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         if self.inject(&self.failing_loads, batch_id) {
             return Err(StoreError::Transient(format!(
-                "injected: Query throttled for batch {batch_id}"
+                "injected: {operation} throttled for batch {batch_id}"
             )));
         }
         if self.inject(&self.hanging_loads, batch_id) {
@@ -409,17 +411,35 @@ impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
             return Err(match fault {
                 Fault::Timeout => {
                     tokio::time::sleep(chaos.hang()).await;
-                    StoreError::Transient(format!("injected: Query for batch {batch_id} timed out"))
+                    StoreError::Transient(format!(
+                        "injected: {operation} for batch {batch_id} timed out"
+                    ))
                 }
                 Fault::Throttled | Fault::AccessDenied => {
-                    fault.store_error("Query", &format!("batch {batch_id}"))
+                    fault.store_error(operation, &format!("batch {batch_id}"))
                 }
-                _ => {
-                    StoreError::Transient(format!("injected: Query throttled for batch {batch_id}"))
-                }
+                _ => StoreError::Transient(format!(
+                    "injected: {operation} throttled for batch {batch_id}"
+                )),
             });
         }
+        Ok(())
+    }
+}
+
+impl<S: AggregateStore> AggregateStore for FlakyStore<S> {
+    async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
+        self.before_read(batch_id, "Query").await?;
         self.inner.load(batch_id).await
+    }
+
+    async fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> Result<BatchAggregate, StoreError> {
+        self.before_read(batch_id, "BatchGetItem").await?;
+        self.inner.load_essay(batch_id, essay_id).await
     }
 
     async fn commit(

@@ -192,6 +192,14 @@ impl<S: ras_domain::ports::AggregateStore> ras_domain::ports::AggregateStore
         self.inner.load(batch_id).await
     }
 
+    async fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> Result<ras_domain::model::BatchAggregate, ras_domain::ports::StoreError> {
+        self.inner.load_essay(batch_id, essay_id).await
+    }
+
     async fn commit(
         &self,
         marker: &ras_domain::ports::IdempotencyMarker,

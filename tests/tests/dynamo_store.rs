@@ -580,7 +580,13 @@ async fn a_per_essay_record_is_planned_from_the_root_and_its_essay_and_guarded_b
     assert_eq!(view.root.version, expected.root.version);
     assert_eq!(view.essays.keys().collect::<Vec<_>>(), [&essay_id]);
     assert_eq!(view.essays[&essay_id], expected.essays[&essay_id]);
-    assert!(view.root.registration.as_ref().unwrap().essay_ids.is_empty());
+    assert!(view
+        .root
+        .registration
+        .as_ref()
+        .unwrap()
+        .essay_ids
+        .is_empty());
     let ctx = record.context();
     let plan = apply_to_essay(&view, &payload, &ctx)
         .unwrap()
@@ -625,7 +631,10 @@ async fn a_per_essay_record_is_planned_from_the_root_and_its_essay_and_guarded_b
     );
 
     // An essay nothing stored yet: the root alone.
-    let view = store.load_essay(&scope.batch, "no-such-essay").await.unwrap();
+    let view = store
+        .load_essay(&scope.batch, "no-such-essay")
+        .await
+        .unwrap();
     assert!(view.essays.is_empty());
     assert_eq!(view.root.version, expected.root.version);
     // A batch nothing stored yet: a new aggregate.
@@ -638,13 +647,16 @@ async fn a_registration_of_9000_long_essay_ids_is_stored_in_roster_chunks() {
     let store = store().await;
     let scope = Scope::new();
     let mut registration = scope.fixture_json(REGISTERED);
-    let ids: Vec<String> = (0..9_000)
-        .map(|i| format!("essay-{i:058}"))
-        .collect();
+    let ids: Vec<String> = (0..9_000).map(|i| format!("essay-{i:058}")).collect();
     registration["data"]["essay_ids"] = json!(ids);
     registration["data"]["expected_essay_count"] = json!(ids.len());
     let mut expected = BatchAggregate::new(&scope.batch);
-    ingest(&store, &Record::new(REGISTERED, &registration), &mut expected).await;
+    ingest(
+        &store,
+        &Record::new(REGISTERED, &registration),
+        &mut expected,
+    )
+    .await;
     let items = partition_items(&store, &scope.batch).await;
     assert_eq!(of_type(&items, "roster").len(), 3, "~600 KB of ids");
     let root = of_type(&items, "batch")[0];
@@ -657,7 +669,14 @@ async fn a_registration_of_9000_long_essay_ids_is_stored_in_roster_chunks() {
     let view = store.load_essay(&scope.batch, &ids[0]).await.unwrap();
     assert!(view.root.registration.unwrap().essay_ids.is_empty());
     assert_eq!(
-        store.load(&scope.batch).await.unwrap().root.registration.unwrap().essay_ids,
+        store
+            .load(&scope.batch)
+            .await
+            .unwrap()
+            .root
+            .registration
+            .unwrap()
+            .essay_ids,
         ids
     );
 }

@@ -19,20 +19,19 @@ use std::collections::BTreeMap;
 
 const UNKNOWN_TOPIC: &str = "huleedu.essay.unknown.v1";
 
-/// A registration naming so many essays that the batch root exceeds DynamoDB's 400 KB item
-/// limit.
-fn oversized_registration(scope: &Scope) -> Vec<u8> {
+/// A slot assignment whose essay item exceeds DynamoDB's 400 KB item limit: a 450 KB file name.
+/// (A registration of any size fits: its essay ids are roster chunks of ≤ 300 KB.)
+fn oversized_slot(scope: &Scope) -> Vec<u8> {
     let other = scope.another_batch();
-    let essays: Vec<String> = (0..12_000).map(|n| scope.essay(100_000 + n)).collect();
-    let ids: Vec<&str> = essays.iter().map(String::as_str).collect();
-    ev::registration(
+    let mut json = ev::slot_assigned(
         scope.event_id(900),
         &other.batch,
-        &scope.user,
-        &ids,
-        at_minute(0.0),
+        &scope.essay(900),
+        at_minute(1.0),
     )
-    .value
+    .json();
+    json["data"]["original_file_name"] = Value::String("x".repeat(450_000));
+    serde_json::to_vec(&json).expect("JSON")
 }
 
 #[tokio::test]
@@ -154,7 +153,7 @@ async fn each_kind_of_poison_record_is_dead_lettered_and_does_not_block_its_part
     );
     add(
         &mut batch,
-        MskRecord::new(REGISTERED, 1, 0, oversized_registration(&scope)),
+        MskRecord::new(SLOT_ASSIGNED, 3, 0, oversized_slot(&scope)),
         Some("item_too_large"),
     );
     let other = scope.another_batch();
@@ -203,7 +202,7 @@ async fn each_kind_of_poison_record_is_dead_lettered_and_does_not_block_its_part
         let record = raw[&key];
         let value = record.value_base64().unwrap_or_default();
         if received.body["value_truncated"] == Value::Bool(true) {
-            // Only the 800 KB registration does not fit in one SQS message (256 KiB).
+            // Only the 450 KB slot assignment does not fit in one SQS message (256 KiB).
             assert_eq!(kind, "item_too_large");
             assert!(value.starts_with(&l.value_base64) && l.value_base64.len() > 200_000);
             assert_eq!(received.body["value_base64_length"], value.len());

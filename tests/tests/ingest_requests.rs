@@ -1,6 +1,8 @@
 //! DynamoDB requests per consumed record, counted on the wire (an SDK interceptor on the
 //! store's client) while the ingest handler runs against the local AWS-API server.
-//! SPEC §6: ≤ 1 transactional write + ≤ 1 read per record on the steady path.
+//! SPEC §6: ≤ 1 transactional write + ≤ 1 read per record on the steady path. A per-essay
+//! record reads its batch's root and its essay with one `BatchGetItem` (issue 15); a
+//! batch-level record reads the partition with one `Query`.
 //!
 //! Needs the local AWS-API server (`scripts/test.sh`); fails when `AWS_ENDPOINT_URL` is unset.
 
@@ -8,7 +10,7 @@ use ingest::handler::{process_event, Disposition};
 use ras_aws::dynamo::DynamoStore;
 use ras_domain::service::RecordOutcome;
 use ras_domain::testing::events::{self as ev, at_minute};
-use ras_tests::huleedu::{Scope, REGISTERED, SLOT_ASSIGNED, SPELLCHECK};
+use ras_tests::huleedu::{Scope, PHASE_OUTCOME, REGISTERED, SLOT_ASSIGNED, SPELLCHECK};
 use ras_tests::ingest_support::{deps, dispositions, IngestEnv};
 use ras_tests::local_aws::{RequestCounter, SerializedCommits};
 use ras_tests::msk::MskBatch;
@@ -23,7 +25,7 @@ fn per_record(counts: &BTreeMap<String, u64>, records: u64) -> String {
 }
 
 #[tokio::test]
-async fn steady_path_costs_one_query_and_one_transaction_per_record() {
+async fn steady_path_costs_one_read_and_one_transaction_per_record() {
     let env = IngestEnv::new().await;
     let counter = RequestCounter::default();
     let store = DynamoStore::new(env.aws.counted_dynamo(&counter), env.aws.tables.clone());
@@ -76,7 +78,11 @@ async fn steady_path_costs_one_query_and_one_transaction_per_record() {
         "steady path, {records} records: {applied:?} = per record: {}",
         per_record(&applied, records)
     );
-    assert_eq!(counter.get("Query"), records, "one read per record");
+    assert_eq!(
+        counter.get("BatchGetItem"),
+        records,
+        "one read of root and essay per record"
+    );
     assert_eq!(
         counter.get("TransactWriteItems"),
         records,
@@ -96,11 +102,66 @@ async fn steady_path_costs_one_query_and_one_transaction_per_record() {
         "duplicates, {records} records: {duplicates:?} = per record: {}",
         per_record(&duplicates, records)
     );
-    assert_eq!(counter.get("Query"), records);
+    assert_eq!(counter.get("BatchGetItem"), records);
+    assert_eq!(counter.get("Query"), 0);
     assert_eq!(counter.get("TransactWriteItems"), records);
     assert!(
         counter.get("GetItem") <= records,
         "at most one marker read when the cancellation carries no old item"
+    );
+
+    // A batch-level record reads the partition: one Query. A per-essay record after it (here a
+    // late spellcheck result) reads root and essay, finds that the batch's phase outcome
+    // decides too, and reads the partition: two reads, the exception.
+    counter.reset();
+    let mut late = MskBatch::new();
+    late.push(
+        PHASE_OUTCOME,
+        0,
+        ev::phase_outcome(
+            scope.event_id(300),
+            b,
+            "spellcheck",
+            "completed_successfully",
+            &ids,
+            &[],
+            at_minute(3.0),
+        )
+        .value,
+    );
+    let report = process_event(&deps, late.event(), None).await;
+    assert!(
+        report.response().is_success(),
+        "{:?}",
+        dispositions(&report)
+    );
+    assert_eq!(
+        (counter.get("Query"), counter.get("BatchGetItem")),
+        (1, 0),
+        "{:?}",
+        counter.snapshot()
+    );
+    counter.reset();
+    let mut late = MskBatch::new();
+    let spell = ev::spellcheck_result(
+        scope.event_id(301),
+        b,
+        &scope.essay(21),
+        "spellchecked_success",
+        at_minute(2.5),
+    );
+    late.push(SPELLCHECK, 0, spell.value);
+    let report = process_event(&deps, late.event(), None).await;
+    assert!(
+        report.response().is_success(),
+        "{:?}",
+        dispositions(&report)
+    );
+    assert_eq!(
+        (counter.get("BatchGetItem"), counter.get("Query")),
+        (1, 1),
+        "{:?}",
+        counter.snapshot()
     );
     env.cleanup().await;
 }

@@ -50,10 +50,7 @@ pub async fn model(scenario: &Scenario) -> Result<Model, String> {
         .batches
         .iter()
         .filter_map(|b| store.aggregate(b))
-        .map(|mut a| {
-            a.root.version = 0;
-            (a.batch_id().to_string(), a)
-        })
+        .map(|a| (a.batch_id().to_string(), a.without_versions()))
         .collect();
     Ok(Model {
         aggregates,

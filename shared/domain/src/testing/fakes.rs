@@ -252,6 +252,18 @@ impl<S: AggregateStore> AggregateStore for RecordingStore<S> {
         self.inner.load(batch_id).await
     }
 
+    async fn load_essay(
+        &self,
+        batch_id: &str,
+        essay_id: &str,
+    ) -> Result<BatchAggregate, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = self.load_delay {
+            tokio::time::sleep(delay).await;
+        }
+        self.inner.load_essay(batch_id, essay_id).await
+    }
+
     async fn commit(
         &self,
         marker: &IdempotencyMarker,
