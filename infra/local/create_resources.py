@@ -9,7 +9,10 @@ property this script does not know, a conditional resource or an intrinsic it ca
 an error (exit 2), so a template change never silently leaves the local setup behind.
 
 Idempotent: existing tables and queues are left as they are (TTL and point-in-time recovery
-are still switched on when missing). With --reset, all server state is wiped first
+are still switched on when missing), except an existing table's GSIs: those the template does
+not have (or defines with other keys or projection) are deleted and the template's missing ones
+created, one GSI per UpdateTable (new names first), as a deployed stack migrates
+(docs/operations.md, "Index migration"). With --reset, all server state is wiped first
 (POST /moto-api/reset), so the resources come back empty.
 
 Endpoint: $AWS_ENDPOINT_URL, else http://127.0.0.1:${RAS_LOCAL_PORT:-4566}.
@@ -239,11 +242,58 @@ def clients(endpoint: str):
 # --------------------------------------------------------------------------- tables
 
 
+def _index_shape(gsi: dict) -> tuple:
+    projection = gsi.get("Projection") or {}
+    return (
+        tuple((k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]),
+        projection.get("ProjectionType"),
+        tuple(sorted(projection.get("NonKeyAttributes") or [])),
+    )
+
+
+def _wait_for_indexes(ddb, name: str) -> None:
+    for _ in range(100):
+        table = ddb.describe_table(TableName=name)["Table"]
+        busy = [g["IndexName"] for g in table.get("GlobalSecondaryIndexes") or [] if g.get("IndexStatus", "ACTIVE") != "ACTIVE"]
+        if table.get("TableStatus", "ACTIVE") == "ACTIVE" and not busy:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"table {name}: indexes not ACTIVE")
+
+
+def sync_indexes(ddb, name: str, props: dict) -> None:
+    """An existing table's GSIs made those of the template, one GSI per UpdateTable."""
+    current = {g["IndexName"]: _index_shape(g) for g in ddb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes") or []}
+    wanted = {g["IndexName"]: g for g in props.get("GlobalSecondaryIndexes") or []}
+    changed = [i for i, g in wanted.items() if i in current and current[i] != _index_shape(g)]
+    # Indexes of another shape under the same name: delete first (a projection cannot change).
+    for index in changed:
+        ddb.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index}}])
+        _wait_for_indexes(ddb, name)
+        log(f"table {name}: index {index} deleted (other keys or projection)")
+        del current[index]
+    for index, gsi in wanted.items():
+        if index not in current:
+            ddb.update_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                GlobalSecondaryIndexUpdates=[{"Create": gsi}],
+            )
+            _wait_for_indexes(ddb, name)
+            log(f"table {name}: index {index} created")
+    for index in current:
+        if index not in wanted:
+            ddb.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index}}])
+            _wait_for_indexes(ddb, name)
+            log(f"table {name}: index {index} deleted (not in the template)")
+
+
 def create_table(ddb, t: dict) -> None:
     name, props = t["name"], t["properties"]
     try:
         ddb.describe_table(TableName=name)
         log(f"table {name}: exists")
+        sync_indexes(ddb, name, props)
     except ClientError as e:
         if e.response["Error"]["Code"] != "ResourceNotFoundException":
             raise

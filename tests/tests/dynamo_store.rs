@@ -457,6 +457,27 @@ async fn every_record_type_round_trips_through_the_store() {
         .unwrap()
         .starts_with(&format!("CJ#{}#CHUNK#", scope.job)));
     assert!(items::get_s(chunks[0], "sk").unwrap().ends_with("#0000"));
+    // Chunks carry no `cj_job_id`: the keys-only CJ job index holds the header alone.
+    assert_eq!(items::get_s(chunks[0], "cj_job_id"), None);
+    let indexed = store
+        .client()
+        .query()
+        .table_name(&store.config().state_table)
+        .index_name(items::INDEX_BY_CJ_JOB)
+        .key_condition_expression("cj_job_id = :j")
+        .expression_attribute_values(":j", AttributeValue::S(scope.job.clone()))
+        .send()
+        .await
+        .expect("query by_cj_job_keys");
+    let entries = indexed.items.unwrap_or_default();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut names: Vec<&str> = entries[0].keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["cj_job_id", "pk", "sk"], "keys only");
+    assert_eq!(
+        items::get_s(&entries[0], "sk"),
+        Some(format!("CJ#{}", scope.job).as_str())
+    );
 }
 
 #[tokio::test]

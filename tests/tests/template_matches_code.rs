@@ -5,7 +5,8 @@
 //! run by `scripts/lint-template.sh`). What is left here needs the code: the functions read the
 //! variables the template sets, ingest consumes the domain's topics, the relay reads the outbox
 //! table's stream and its queues take its largest message, the API routes, the workspace's
-//! binaries, the alarms on the domain's topics and the tables' indexes, the runbook.
+//! binaries, the alarms on the domain's topics and the tables' indexes, the runbook, the state
+//! table index grants (the index names the code queries).
 //!
 //! Needs no server: the template is parsed (`ras_local::template`).
 
@@ -755,5 +756,53 @@ fn the_capacity_model_has_the_tables_of_the_template() {
             })
             .collect();
         assert_eq!(in_model, in_template, "{name}");
+    }
+}
+
+/// The index grants name the indexes the code queries, under the names the code uses: the
+/// api role may `Query` exactly the user and CJ job indexes `reader.rs` reads, the timer role
+/// the facts-wait index; each of them is a GSI of the state table (issue 15 renamed them).
+#[test]
+fn index_grants_name_the_indexes_the_code_queries() {
+    use ras_aws::dynamo::items::{
+        INDEX_BY_CJ_JOB, INDEX_BY_FACTS_WAIT, INDEX_BY_USER, INDEX_BY_USER_STATUS,
+    };
+    let template = load_template();
+    let functions = functions_by_binary(&template);
+    let roles = resources_of_type(&template, "AWS::IAM::Role");
+    let tables = named_resources(&template, TABLE).unwrap_or_else(|e| panic!("{e}"));
+    let state = &tables[ras_aws::config::DEFAULT_STATE_TABLE];
+    let indexes: BTreeSet<String> = state
+        .properties
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .map(|gsi| str_field(gsi, "IndexName", &state.id).to_string())
+        .collect();
+    let prefix = format!("${{{}.Arn}}/index/", state.id);
+    for (binary, expected) in [
+        (
+            "api",
+            vec![INDEX_BY_USER, INDEX_BY_USER_STATUS, INDEX_BY_CJ_JOB],
+        ),
+        ("timer", vec![INDEX_BY_FACTS_WAIT]),
+        ("ingest", vec![]),
+        ("relay", vec![]),
+    ] {
+        let (fid, function) = &functions[binary];
+        let (role_id, _) = get_att(&properties(function, fid)["Role"])
+            .unwrap_or_else(|| panic!("{fid}: Role must be !GetAtt <role>.Arn"));
+        let mut strings = Vec::new();
+        all_strings(&roles[&role_id]["Properties"]["Policies"], &mut strings);
+        let granted: BTreeSet<&str> = strings
+            .iter()
+            .filter_map(|s| s.strip_prefix(&prefix))
+            .collect();
+        let expected: BTreeSet<&str> = expected.into_iter().collect();
+        assert_eq!(granted, expected, "{role_id}: state table index grants");
+        for name in granted {
+            assert!(indexes.contains(name), "{role_id}: {name} is not an index");
+        }
     }
 }

@@ -155,8 +155,46 @@ pub struct TableSchema {
 }
 
 /// `ras-state` as `template.yaml` defines it (`StateTable`; checked against the template by
-/// `tests/tests/template_matches_code.rs`).
+/// `tests/tests/template_matches_code.rs`). Issue 15: the user and CJ job indexes are keys only
+/// (their readers ask for the table key and counts), under new names (a projection cannot be
+/// changed in place: docs/operations.md, "Index migration"); `by_essay` is gone (no reader);
+/// CJ chunks carry no `cj_job_id`, so `by_cj_job_keys` holds CJ headers only.
 pub const STATE_TABLE: TableSchema = TableSchema {
+    name: "StateTable",
+    partition_key: "pk",
+    sort_key: Some("sk"),
+    indexes: &[
+        IndexSchema {
+            name: "by_user_keys",
+            partition_key: "gsi1pk",
+            sort_key: Some("gsi1sk"),
+            projection: Projection::KeysOnly,
+        },
+        IndexSchema {
+            name: "by_user_status_keys",
+            partition_key: "gsi2pk",
+            sort_key: Some("gsi2sk"),
+            projection: Projection::KeysOnly,
+        },
+        IndexSchema {
+            name: "by_cj_job_keys",
+            partition_key: "cj_job_id",
+            sort_key: Some("sk"),
+            projection: Projection::KeysOnly,
+        },
+        IndexSchema {
+            name: "by_facts_wait",
+            partition_key: "gsi3pk",
+            sort_key: Some("gsi3sk"),
+            projection: Projection::KeysOnly,
+        },
+    ],
+};
+
+/// `ras-state`'s indexes before issue 15 (every index `ALL`, `by_essay` present): what the
+/// "before" figures of docs/benchmarks.md were measured with, and what a stack deployed before
+/// issue 15 still has until it migrates (docs/operations.md, "Index migration").
+pub const STATE_TABLE_BEFORE_ISSUE_15: TableSchema = TableSchema {
     name: "StateTable",
     partition_key: "pk",
     sort_key: Some("sk"),
@@ -230,6 +268,11 @@ impl TableSchema {
     fn key_attributes(&self) -> impl Iterator<Item = &'static str> {
         std::iter::once(self.partition_key).chain(self.sort_key)
     }
+
+    /// The index of that name.
+    pub fn index(&self, name: &str) -> Option<&'static IndexSchema> {
+        self.indexes.iter().find(|index| index.name == name)
+    }
 }
 
 /// A primary key (or an index key): partition value and, if the schema has one, sort value.
@@ -276,6 +319,22 @@ impl IndexSchema {
                 None => None,
             },
         })
+    }
+
+    /// Whether a `Query` of this index may name `attribute` (index and table keys, and the
+    /// projected attributes). A global secondary index cannot fetch others from the table.
+    pub fn projects(&self, table: &TableSchema, attribute: &str) -> bool {
+        let included: &[&str] = match self.projection {
+            Projection::All => return true,
+            Projection::KeysOnly => &[],
+            Projection::Include(names) => names,
+        };
+        [self.partition_key]
+            .into_iter()
+            .chain(self.sort_key)
+            .chain(table.key_attributes())
+            .chain(included.iter().copied())
+            .any(|name| name == attribute)
     }
 
     /// The item's entry in this index (`None` when it is not in it): the index keys, the table
@@ -790,47 +849,49 @@ mod tests {
 
     #[test]
     fn index_writes_follow_the_documented_cases() {
-        let by_user = STATE_TABLE.indexes[0];
-        let by_user_status = STATE_TABLE.indexes[1];
-        let by_essay = STATE_TABLE.indexes[2];
-        let by_facts_wait = STATE_TABLE.indexes[4];
+        // The indexes before issue 15: projection ALL.
+        let table = &STATE_TABLE_BEFORE_ISSUE_15;
+        let by_user = table.index("by_user").unwrap();
+        let by_user_status = table.index("by_user_status").unwrap();
+        let by_essay = table.index("by_essay").unwrap();
+        let by_facts_wait = table.index("by_facts_wait").unwrap();
         let old = root_item("a", 1_500);
         let same_status = root_item("a", 2_500);
         let new_status = root_item("b", 2_500);
         // New item with the key: one put, sized by the entry (projection ALL: the item).
-        let put = by_user.write(&STATE_TABLE, None, Some(&old));
+        let put = by_user.write(table, None, Some(&old));
         assert_eq!((put.puts, put.deletes), (1, 0));
         assert_eq!(put.bytes, item_size(&old));
         assert_eq!(put.units, 2);
         // Key unchanged, projected attributes changed: one write, the larger entry.
-        let update = by_user_status.write(&STATE_TABLE, Some(&old), Some(&same_status));
+        let update = by_user_status.write(table, Some(&old), Some(&same_status));
         assert_eq!((update.puts, update.deletes), (1, 0));
         assert_eq!(update.units, 3);
         // Key changed: delete the old entry and put the new one.
-        let moved = by_user_status.write(&STATE_TABLE, Some(&old), Some(&new_status));
+        let moved = by_user_status.write(table, Some(&old), Some(&new_status));
         assert_eq!((moved.puts, moved.deletes), (1, 1));
         assert_eq!(moved.units, 2 + 3);
         // Not in the index before or after: free.
         assert_eq!(
-            by_essay.write(&STATE_TABLE, Some(&old), Some(&new_status)),
+            by_essay.write(table, Some(&old), Some(&new_status)),
             IndexWrite::default()
         );
         assert_eq!(
-            by_facts_wait.write(&STATE_TABLE, Some(&old), Some(&new_status)),
+            by_facts_wait.write(table, Some(&old), Some(&new_status)),
             IndexWrite::default()
         );
         // Key removed: one delete.
         let mut left = new_status.clone();
         left.remove("gsi2pk");
-        let removed = by_user_status.write(&STATE_TABLE, Some(&new_status), Some(&left));
+        let removed = by_user_status.write(table, Some(&new_status), Some(&left));
         assert_eq!((removed.puts, removed.deletes), (0, 1));
         // An index needs every key attribute: half a key is no entry.
-        assert!(by_user_status.entry(&STATE_TABLE, &left).is_none());
+        assert!(by_user_status.entry(table, &left).is_none());
     }
 
     #[test]
     fn keys_only_entries_hold_the_index_and_table_keys() {
-        let by_facts_wait = STATE_TABLE.indexes[4];
+        let by_facts_wait = STATE_TABLE.index("by_facts_wait").unwrap();
         let mut root = root_item("a", 3_000);
         root.insert("gsi3pk".into(), s("AWAITING_FACTS"));
         root.insert("gsi3sk".into(), s("2025-11-27T10:40:00.000000Z#b"));
@@ -860,8 +921,50 @@ mod tests {
     }
 
     #[test]
+    fn keys_only_user_indexes_cost_nothing_while_the_keys_stay() {
+        let by_user = STATE_TABLE.index("by_user_keys").unwrap();
+        let by_user_status = STATE_TABLE.index("by_user_status_keys").unwrap();
+        let old = root_item("a", 1_500);
+        let bigger = root_item("a", 90_000);
+        let new_status = root_item("b", 90_000);
+        // A root rewrite that keeps its keys: no index write at all, whatever its size.
+        for index in [by_user, by_user_status] {
+            assert_eq!(
+                index.write(&STATE_TABLE, Some(&old), Some(&bigger)),
+                IndexWrite::default(),
+                "{}",
+                index.name
+            );
+        }
+        // A status change moves a small entry: a delete and a put of 1 unit each.
+        let moved = by_user_status.write(&STATE_TABLE, Some(&old), Some(&new_status));
+        assert_eq!((moved.puts, moved.deletes, moved.units), (1, 1, 2));
+        assert!(moved.bytes < 2 * 200, "{} bytes", moved.bytes);
+        // What a Query of each index may ask for.
+        assert!(by_user.projects(&STATE_TABLE, "pk"));
+        assert!(by_user.projects(&STATE_TABLE, "gsi1sk"));
+        assert!(!by_user.projects(&STATE_TABLE, "gsi2pk"));
+        assert!(!by_user.projects(&STATE_TABLE, "batch_id"));
+        let by_cj_job = STATE_TABLE.index("by_cj_job_keys").unwrap();
+        assert!(by_cj_job.projects(&STATE_TABLE, "cj_job_id"));
+        assert!(by_cj_job.projects(&STATE_TABLE, "sk"));
+        assert!(!by_cj_job.projects(&STATE_TABLE, "chunk_count"));
+        assert!(STATE_TABLE.index("by_essay").is_none());
+        let before = STATE_TABLE_BEFORE_ISSUE_15.index("by_user").unwrap();
+        assert!(before.projects(&STATE_TABLE_BEFORE_ISSUE_15, "batch_id"));
+        let include = IndexSchema {
+            name: "i",
+            partition_key: "gsi1pk",
+            sort_key: None,
+            projection: Projection::Include(&["gsi2pk"]),
+        };
+        assert!(include.projects(&STATE_TABLE, "gsi2pk"));
+        assert!(!include.projects(&STATE_TABLE, "gsi1sk"));
+    }
+
+    #[test]
     fn puts_cost_the_larger_of_before_and_after() {
-        let mut table = MemoryTable::new(&STATE_TABLE);
+        let mut table = MemoryTable::new(&STATE_TABLE_BEFORE_ISSUE_15);
         let first = table.put(essay_item("e1", 3_000), 1).unwrap();
         assert_eq!(first.units, 3);
         assert_eq!(first.indexes["by_essay"].units, 3);
@@ -919,7 +1022,7 @@ mod tests {
     #[test]
     fn a_transaction_costs_twice_per_item_and_its_index_writes_once() {
         let mut db = MemoryDatabase::new()
-            .with_table("state", &STATE_TABLE)
+            .with_table("state", &STATE_TABLE_BEFORE_ISSUE_15)
             .with_table("outbox", &OUTBOX_TABLE);
         let put = |table: &str, item: Item| {
             TransactWriteItem::builder()
@@ -995,7 +1098,7 @@ mod tests {
 
     #[test]
     fn batch_puts_are_standard_writes() {
-        let mut db = MemoryDatabase::new().with_table("state", &STATE_TABLE);
+        let mut db = MemoryDatabase::new().with_table("state", &STATE_TABLE_BEFORE_ISSUE_15);
         let cost = db
             .batch_put("state", vec![essay_item("a", 2_000), essay_item("b", 10)])
             .unwrap();

@@ -50,10 +50,11 @@ pub const ROSTER_PREFIX: &str = "ROSTER#";
 pub const REGISTRATION: &str = "registration";
 pub const ESSAY_IDS: &str = "essay_ids";
 pub const MARKER_SK: &str = "#MARKER";
-pub const INDEX_BY_USER: &str = "by_user";
-pub const INDEX_BY_USER_STATUS: &str = "by_user_status";
-pub const INDEX_BY_ESSAY: &str = "by_essay";
-pub const INDEX_BY_CJ_JOB: &str = "by_cj_job";
+// The user and CJ job indexes are keys only (issue 15): new names, because a projection cannot
+// be changed in place (docs/operations.md, "Index migration").
+pub const INDEX_BY_USER: &str = "by_user_keys";
+pub const INDEX_BY_USER_STATUS: &str = "by_user_status_keys";
+pub const INDEX_BY_CJ_JOB: &str = "by_cj_job_keys";
 pub const INDEX_BY_FACTS_WAIT: &str = "by_facts_wait";
 /// `gsi3pk` of every root awaiting facts: the facts timer reads them all from one index
 /// partition, oldest wait first. A batch enters and leaves it once (two index writes).
@@ -486,21 +487,47 @@ struct CjHeaderAttributes<'a> {
     chunk_count: u32,
 }
 
-/// A decoded CJ chunk: one slice of a job's `essay_results`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A decoded CJ chunk: one slice of a job's `essay_results`. Its job id comes from its sort key
+/// (`CJ#{job}#CHUNK#{set}#{index}`): chunks carry no `cj_job_id` attribute, so they stay out of
+/// the `by_cj_job_keys` index (only headers are in it). Chunks written before that change carry
+/// the attribute and decode the same.
+#[derive(Clone, Debug, PartialEq)]
 pub struct CjChunk {
-    #[serde(rename = "cj_job_id")]
     pub job_id: String,
     pub batch_id: String,
     pub chunk_set: String,
-    #[serde(rename = "chunk_index")]
     pub index: u32,
     pub essay_results: Vec<EssayResultV1>,
 }
 
+/// A chunk item's attributes as read (`cj_job_id` only on chunks of earlier versions).
+#[derive(Deserialize)]
+struct ChunkAttributes {
+    sk: String,
+    #[serde(default)]
+    cj_job_id: Option<String>,
+    batch_id: String,
+    chunk_set: String,
+    chunk_index: u32,
+    essay_results: Vec<EssayResultV1>,
+}
+
+/// The job id in a chunk's sort key `CJ#{job}#CHUNK#{set}#{index}` (the job id may itself
+/// contain `#`: the set and index are taken from the end).
+pub fn cj_job_of_chunk_sk(sk: &str) -> Option<&str> {
+    let rest = sk.strip_prefix("CJ#")?;
+    let (rest, index) = rest.rsplit_once('#')?;
+    let (rest, set) = rest.rsplit_once('#')?;
+    let job = rest.strip_suffix("#CHUNK")?;
+    let well_formed = !job.is_empty()
+        && !set.is_empty()
+        && !index.is_empty()
+        && index.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then_some(job)
+}
+
 #[derive(Serialize)]
 struct ChunkRef<'a> {
-    cj_job_id: &'a str,
     batch_id: &'a str,
     chunk_set: &'a str,
     chunk_index: u32,
@@ -558,7 +585,6 @@ pub fn encode_cj_job_with(
     for (index, range) in ranges.iter().enumerate() {
         let index = u32::try_from(index).map_err(|e| ItemError::encode("CJ chunk", e))?;
         let chunk = ChunkRef {
-            cj_job_id: &job.job_id,
             batch_id: &job.batch_id,
             chunk_set: &chunk_set,
             chunk_index: index,
@@ -603,7 +629,31 @@ pub fn decode_cj_header(item: Item) -> Result<CjHeader, ItemError> {
 }
 
 pub fn decode_cj_chunk(item: Item) -> Result<CjChunk, ItemError> {
-    decode("CJ chunk", item)
+    let chunk: ChunkAttributes = decode("CJ chunk", item)?;
+    let from_key = cj_job_of_chunk_sk(&chunk.sk);
+    let job_id = match (chunk.cj_job_id, from_key) {
+        (Some(attribute), Some(key)) if attribute != key => {
+            return Err(ItemError::decode(
+                "CJ chunk",
+                format!("`cj_job_id` {attribute} differs from sort key {}", chunk.sk),
+            ))
+        }
+        (_, Some(key)) => key.to_string(),
+        (Some(attribute), None) => attribute,
+        (None, None) => {
+            return Err(ItemError::decode(
+                "CJ chunk",
+                format!("sort key `{}` names no CJ job", chunk.sk),
+            ))
+        }
+    };
+    Ok(CjChunk {
+        job_id,
+        batch_id: chunk.batch_id,
+        chunk_set: chunk.chunk_set,
+        index: chunk.chunk_index,
+        essay_results: chunk.essay_results,
+    })
 }
 
 /// The full record from its header and chunks. Chunks of other jobs or other chunk sets
@@ -989,7 +1039,11 @@ mod tests {
                 get_s(chunk, SK),
                 Some(cj_chunk_sk("417", &items.chunk_set, i as u32).as_str())
             );
-            assert_eq!(get_s(chunk, CJ_JOB_ID), Some("417"));
+            assert_eq!(
+                get_s(chunk, CJ_JOB_ID),
+                None,
+                "chunks stay out of by_cj_job_keys"
+            );
             assert_eq!(get_s(chunk, ITEM_TYPE), Some("cj_chunk"));
             assert!(
                 estimated_item_size(chunk) <= 4_000,
@@ -1029,6 +1083,72 @@ mod tests {
             encode_cj_job(&job).unwrap().chunk_set,
             encode_cj_job(&other).unwrap().chunk_set
         );
+    }
+
+    #[test]
+    fn chunk_job_id_comes_from_the_sort_key() {
+        assert_eq!(
+            cj_job_of_chunk_sk("CJ#417#CHUNK#0123abcd#0002"),
+            Some("417")
+        );
+        assert_eq!(
+            cj_job_of_chunk_sk("CJ#a#CHUNK#b#CHUNK#0123abcd#10000"),
+            Some("a#CHUNK#b")
+        );
+        for not_a_chunk in [
+            "CJ#417",
+            "CJ#417#CHUNK#0123abcd#",
+            "CJ#417#CHUNK##0001",
+            "CJ##CHUNK#0123abcd#0001",
+            "CJ#417#PART#0123abcd#0001",
+            "CJ#417#CHUNK#0123abcd#00x1",
+            "ESSAY#e-1",
+        ] {
+            assert_eq!(cj_job_of_chunk_sk(not_a_chunk), None, "{not_a_chunk}");
+        }
+        // A job id with `#` round-trips through the chunk's key.
+        let job = testdata::cj_job("b-1", "j#CHUNK#7", 5, 100);
+        let items = encode_cj_job_with(&job, 1_000).unwrap();
+        let chunks = items
+            .chunks
+            .iter()
+            .map(|c| decode_cj_chunk(c.clone()).unwrap());
+        let header = decode_cj_header(items.header.clone()).unwrap();
+        assert_eq!(assemble_cj_job(header, chunks).unwrap(), job);
+    }
+
+    #[test]
+    fn chunks_written_with_the_job_id_attribute_still_decode() {
+        let job = testdata::cj_job("b-1", "417", 20, 300);
+        let items = encode_cj_job_with(&job, 3_000).unwrap();
+        let with_attribute = |chunk: &Item, job_id: &str| {
+            let mut old = chunk.clone();
+            old.insert(CJ_JOB_ID.into(), s(job_id));
+            old
+        };
+        let old: Vec<CjChunk> = items
+            .chunks
+            .iter()
+            .map(|c| decode_cj_chunk(with_attribute(c, "417")).unwrap())
+            .collect();
+        let new: Vec<CjChunk> = items
+            .chunks
+            .iter()
+            .map(|c| decode_cj_chunk(c.clone()).unwrap())
+            .collect();
+        assert_eq!(old, new);
+        let header = decode_cj_header(items.header.clone()).unwrap();
+        assert_eq!(assemble_cj_job(header, old).unwrap(), job);
+        // An attribute that contradicts the key is corruption, not a choice.
+        let err = decode_cj_chunk(with_attribute(&items.chunks[0], "418")).unwrap_err();
+        assert!(matches!(err, ItemError::Decode { .. }), "{err}");
+        // So is a chunk whose key names no job, with no attribute to fall back on.
+        let mut keyless = items.chunks[0].clone();
+        keyless.insert(SK.into(), s("CJ#417"));
+        let err = decode_cj_chunk(keyless.clone()).unwrap_err();
+        assert!(matches!(err, ItemError::Decode { .. }), "{err}");
+        keyless.insert(CJ_JOB_ID.into(), s("417"));
+        assert_eq!(decode_cj_chunk(keyless).unwrap().job_id, "417");
     }
 
     #[test]
