@@ -255,7 +255,7 @@ fn decode<T: DeserializeOwned>(what: &'static str, item: Item) -> Result<T, Item
 
 // ------------------------------------------------------------------------------ batch root
 
-/// The root's index keys (absent when not indexed): `by_user` / `by_user_status` for registered
+/// The root's index keys (absent when not indexed): `by_user_keys` / `by_user_status_keys` for registered
 /// batches, `by_facts_wait` while awaiting facts.
 #[derive(Default, Serialize)]
 struct RootIndexKeys {
@@ -275,7 +275,7 @@ struct RootIndexKeys {
 
 /// The root item: the record without the registration's essay ids (they are the roster
 /// items, [`encode_roster`]: the root stays small however large the batch), `version`
-/// (top-level `N`), and for registered batches the `by_user` / `by_user_status` index keys.
+/// (top-level `N`), and for registered batches the `by_user_keys` / `by_user_status_keys` index keys.
 pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
     let mut keys = RootIndexKeys::default();
     if let Some(registration) = &root.registration {
