@@ -575,7 +575,7 @@ fn print_per_record(replays: &[Replay]) {
 fn print_per_batch(replays: &[Replay]) {
     println!("### Per batch\n");
     println!(
-        "| essays | records | `Query` requests | `TransactWriteItems` | `BatchWriteItem` | bytes read | RCU | bytes written | table WCU | index WCU (by index) | WCU total | per record: RCU / WCU | per-essay record: RCU / WCU (mean; max) |"
+        "| essays | records | read requests (`Query` pages, `BatchGetItem`) | `TransactWriteItems` | `BatchWriteItem` | bytes read | RCU | bytes written | table WCU | index WCU (by index) | WCU total | per record: RCU / WCU | per-essay record: RCU / WCU (mean; max) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for replay in replays {
