@@ -82,14 +82,21 @@ fn replay(essays: usize) -> BatchAggregate {
     aggregate
 }
 
-/// The batch's partition as the store writes it (root, essays, phase outcomes, CJ header and
-/// chunks), checked to decode back to the aggregate.
+/// The batch's partition as the store writes it (root, roster, essays, phase outcomes, CJ
+/// header and chunks), checked to decode back to the aggregate.
 fn partition(aggregate: &BatchAggregate) -> MemoryTable {
     let mut table = MemoryTable::new(&STATE_TABLE);
     let mut put = |item: Item| {
         table.put(item, 1).expect("keyed item");
     };
     put(items::encode_root(&aggregate.root).expect("root"));
+    if let Some(registration) = &aggregate.root.registration {
+        let key = &registration.provenance.event_key;
+        items::encode_roster(&aggregate.root.batch_id, key, &registration.essay_ids)
+            .expect("roster")
+            .into_iter()
+            .for_each(&mut put);
+    }
     for essay in aggregate.essays.values() {
         put(items::encode_essay(essay).expect("essay"));
     }
