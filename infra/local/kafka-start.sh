@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=infra/local/lib.sh
+source "${ROOT}/infra/local/lib.sh"
 PORT="${RAS_KAFKA_PORT:-9092}"
 BOOTSTRAP="127.0.0.1:${PORT}"
 STATE_DIR="${RAS_LOCAL_STATE_DIR:-.local}"
@@ -96,25 +98,8 @@ else
     echo "${pid}" >"${PID_FILE}"
     echo "${RUN_DIR}" >"${STATE_DIR}/tansu.rundir" # removed by kafka-stop.sh
 
-    deadline=$((SECONDS + START_TIMEOUT_S))
-    until answering; do
-        # A taken port makes tansu exit with status 0: any exit is a failed start.
-        if ! kill -0 "${pid}" 2>/dev/null; then
-            echo "kafka-start: tansu exited during start-up; last log lines:" >&2
-            tail -n 20 "${LOG_FILE}" >&2 || true
-            rm -f "${PID_FILE}"
-            exit 1
-        fi
-        if ((SECONDS >= deadline)); then
-            echo "kafka-start: tansu did not accept connections within ${START_TIMEOUT_S}s; last log lines:" >&2
-            tail -n 20 "${LOG_FILE}" >&2 || true
-            kill "${pid}" 2>/dev/null || true
-            rm -f "${PID_FILE}"
-            exit 1
-        fi
-        sleep 0.1
-    done
-    echo "kafka-start: tansu up (pid ${pid})"
+    # A taken port makes tansu exit with status 0: any exit is a failed start.
+    wait_for_server kafka-start tansu "${pid}" "${PID_FILE}" "${LOG_FILE}" "${START_TIMEOUT_S}"
 fi
 
 # `tansu topic create` fails (status 1) for an existing topic: create only the missing ones.

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=infra/local/lib.sh
+source "${ROOT}/infra/local/lib.sh"
 PORT="${RAS_LOCAL_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:${PORT}"
 STATE_DIR="${RAS_LOCAL_STATE_DIR:-.local}"
@@ -78,24 +80,7 @@ else
     pid=$!
     echo "${pid}" >"${PID_FILE}"
 
-    deadline=$((SECONDS + START_TIMEOUT_S))
-    until answering; do
-        if ! kill -0 "${pid}" 2>/dev/null; then
-            echo "start: moto server exited during start-up; last log lines:" >&2
-            tail -n 20 "${LOG_FILE}" >&2 || true
-            rm -f "${PID_FILE}"
-            exit 1
-        fi
-        if ((SECONDS >= deadline)); then
-            echo "start: moto server did not answer within ${START_TIMEOUT_S}s; last log lines:" >&2
-            tail -n 20 "${LOG_FILE}" >&2 || true
-            kill "${pid}" 2>/dev/null || true
-            rm -f "${PID_FILE}"
-            exit 1
-        fi
-        sleep 0.2
-    done
-    echo "start: moto server up (pid ${pid})"
+    wait_for_server start "moto server" "${pid}" "${PID_FILE}" "${LOG_FILE}" "${START_TIMEOUT_S}"
 fi
 
 AWS_ENDPOINT_URL="${ENDPOINT}" "${PY}" "${ROOT}/infra/local/create_resources.py" "${reset_args[@]}" \

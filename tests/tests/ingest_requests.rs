@@ -113,36 +113,31 @@ async fn steady_path_costs_one_read_and_one_transaction_per_record() {
     // A batch-level record reads the partition: one Query. A per-essay record after it (here a
     // late spellcheck result) reads root and essay, finds that the batch's phase outcome
     // decides too, and reads the partition: two reads, the exception.
-    counter.reset();
-    let mut late = MskBatch::new();
-    late.push(
-        PHASE_OUTCOME,
-        0,
-        ev::phase_outcome(
-            scope.event_id(300),
-            b,
-            "spellcheck",
-            "completed_successfully",
-            &ids,
-            &[],
-            at_minute(3.0),
-        )
-        .value,
+    let reads_of = |topic: &'static str, value: Vec<u8>| {
+        let (counter, deps) = (&counter, &deps);
+        async move {
+            counter.reset();
+            let mut late = MskBatch::new();
+            late.push(topic, 0, value);
+            let report = process_event(deps, late.event(), None).await;
+            assert!(
+                report.response().is_success(),
+                "{:?}",
+                dispositions(&report)
+            );
+            (counter.get("BatchGetItem"), counter.get("Query"))
+        }
+    };
+    let outcome = ev::phase_outcome(
+        scope.event_id(300),
+        b,
+        "spellcheck",
+        "completed_successfully",
+        &ids,
+        &[],
+        at_minute(3.0),
     );
-    let report = process_event(&deps, late.event(), None).await;
-    assert!(
-        report.response().is_success(),
-        "{:?}",
-        dispositions(&report)
-    );
-    assert_eq!(
-        (counter.get("Query"), counter.get("BatchGetItem")),
-        (1, 0),
-        "{:?}",
-        counter.snapshot()
-    );
-    counter.reset();
-    let mut late = MskBatch::new();
+    assert_eq!(reads_of(PHASE_OUTCOME, outcome.value).await, (0, 1));
     let spell = ev::spellcheck_result(
         scope.event_id(301),
         b,
@@ -150,18 +145,6 @@ async fn steady_path_costs_one_read_and_one_transaction_per_record() {
         "spellchecked_success",
         at_minute(2.5),
     );
-    late.push(SPELLCHECK, 0, spell.value);
-    let report = process_event(&deps, late.event(), None).await;
-    assert!(
-        report.response().is_success(),
-        "{:?}",
-        dispositions(&report)
-    );
-    assert_eq!(
-        (counter.get("BatchGetItem"), counter.get("Query")),
-        (1, 1),
-        "{:?}",
-        counter.snapshot()
-    );
+    assert_eq!(reads_of(SPELLCHECK, spell.value).await, (1, 1));
     env.cleanup().await;
 }

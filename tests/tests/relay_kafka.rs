@@ -86,18 +86,23 @@ fn mixed_messages(run: &str) -> Vec<OutboxMessage> {
     out
 }
 
-#[tokio::test]
-async fn each_message_kind_lands_on_its_topic_with_its_key_and_exact_bytes() {
-    let settings = settings();
-    let publisher = KafkaPublisher::connect(settings).await.expect("connect");
-    let run = Uuid::new_v4().to_string();
-    let messages = mixed_messages(&run);
-    // The publisher routes by topic: the destination argument (SQS's) does not matter.
+/// A publisher on the local broker, and one message of each kind (ids of this run) sent
+/// through it with `destination`, every one acknowledged.
+async fn publish_mixed(destination: Destination) -> (KafkaPublisher, Vec<OutboxMessage>) {
+    let publisher = KafkaPublisher::connect(settings()).await.expect("connect");
+    let messages = mixed_messages(&Uuid::new_v4().to_string());
     let results = publisher
-        .send_batch(Destination::Events, &messages)
+        .send_batch(destination, &messages)
         .await
         .expect("send");
     all_sent(&results);
+    (publisher, messages)
+}
+
+#[tokio::test]
+async fn each_message_kind_lands_on_its_topic_with_its_key_and_exact_bytes() {
+    // The publisher routes by topic: the destination argument (SQS's) does not matter.
+    let (publisher, messages) = publish_mixed(Destination::Events).await;
 
     let keys: HashSet<String> = messages.iter().map(|m| m.ordering_key.clone()).collect();
     for topic in PublishedTopic::ALL {
@@ -384,16 +389,8 @@ async fn a_missing_topic_parks_its_messages_and_never_holds_the_shard() {
 /// key (the reference's producer).
 #[tokio::test]
 async fn a_consumer_with_another_client_reads_every_message() {
-    let settings = settings();
-    let bootstrap = settings.bootstrap.join(",");
-    let publisher = KafkaPublisher::connect(settings).await.expect("connect");
-    let run = Uuid::new_v4().to_string();
-    let messages = mixed_messages(&run);
-    let results = publisher
-        .send_batch(Destination::Notifications, &messages)
-        .await
-        .expect("send");
-    all_sent(&results);
+    let bootstrap = settings().bootstrap.join(",");
+    let (_publisher, messages) = publish_mixed(Destination::Notifications).await;
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

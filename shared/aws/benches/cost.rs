@@ -50,13 +50,15 @@ use ras_domain::plan::Plan;
 use ras_domain::ports::{AggregateStore, CommitOutcome, IdempotencyMarker, StoreError};
 use ras_domain::rules::{self, RecordContext};
 use ras_domain::service::{process_record, ConsumedRecord, DecodedRecord, RecordOutcome};
-use ras_domain::testing::batches::{batch_records, ticking_clock, BatchShape, EssayShape};
+use ras_domain::testing::batches::{batch_records, ticking_clock, BatchShape};
 use ras_domain::testing::events::{self as ev, TestRecord};
 use ras_domain::testing::{block_on, InMemoryStore};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod support;
+use support::{kb, units};
 const BATCH: &str = "5b1f4c2e-8d7a-4e3b-9c10-2f6a1d9e7b01";
 const TEACHER: &str = "teacher-7f3a9c";
 /// `BatchWriteItem` takes 25 puts (the store's chunk pre-writes).
@@ -228,16 +230,7 @@ impl AggregateStore for SimulatedStore {
         batch_id: &str,
         essay_id: &str,
     ) -> Result<BatchAggregate, StoreError> {
-        let pk = batch_pk(batch_id);
-        let keys: Vec<Item> = [items::ROOT_SK.to_string(), items::essay_sk(essay_id)]
-            .into_iter()
-            .map(|sk| {
-                Item::from([
-                    (items::PK.to_string(), items::s(&pk)),
-                    (items::SK.to_string(), items::s(sk)),
-                ])
-            })
-            .collect();
+        let keys = items::root_and_essay_keys(batch_id, essay_id);
         let found = {
             let db = self.db.lock().expect("db");
             let table = db.table(&self.config.state_table).map_err(store_error)?;
@@ -359,28 +352,12 @@ struct Replay {
     cpu_points: Vec<(&'static str, usize)>,
 }
 
-fn shape(essays: usize) -> BatchShape {
-    BatchShape {
-        essays: vec![
-            EssayShape {
-                slot: true,
-                spellcheck_ok: true,
-                cj_ok: true,
-            };
-            essays
-        ],
-        anchor: true,
-        nlp: false,
-        bos_completion: true,
-    }
-}
-
 fn now_start() -> Timestamp {
     ev::at_minute(30.0)
 }
 
 fn replay(essays: usize) -> Replay {
-    let records = batch_records(BATCH, TEACHER, &shape(essays), 0);
+    let records = batch_records(BATCH, TEACHER, &BatchShape::all_succeed(essays), 0);
     let kinds: Vec<Kind> = records.iter().map(kind_of).collect();
     let spellchecks: Vec<usize> = (0..records.len())
         .filter(|&i| kinds[i] == Kind::Spellcheck)
@@ -495,24 +472,6 @@ fn marker_size(state: &capacity::MemoryTable) -> u64 {
         .first()
         .map(item_size)
         .expect("the marker of the first slot assignment")
-}
-
-fn kb(bytes: u64) -> String {
-    if bytes < 10_000 {
-        format!("{bytes} B")
-    } else if bytes < 10_000_000 {
-        format!("{:.1} KB", bytes as f64 / 1000.0)
-    } else {
-        format!("{:.2} MB", bytes as f64 / 1_000_000.0)
-    }
-}
-
-fn units(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
-    }
 }
 
 fn per_record_row(replay: &Replay, step: &Step) -> String {
@@ -731,15 +690,9 @@ fn bench_parts(
         panic!("the record decodes");
     };
     let essay_id = event.payload.essay_id().expect("a per-essay record");
-    let items: Vec<Item> = [items::ROOT_SK.to_string(), items::essay_sk(essay_id)]
-        .into_iter()
-        .filter_map(|sk| {
-            let key = Item::from([
-                (items::PK.to_string(), items::s(batch_pk(BATCH))),
-                (items::SK.to_string(), items::s(sk)),
-            ]);
-            state.get(&key).expect("key").cloned()
-        })
+    let items: Vec<Item> = items::root_and_essay_keys(BATCH, essay_id)
+        .iter()
+        .filter_map(|key| state.get(key).expect("key").cloned())
         .collect();
     let n = replay.essays;
     group.bench_function(format!("{n}_essays/spellcheck_last/load"), |b| {
@@ -783,18 +736,7 @@ fn bench_parts(
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it
     // (criterion's test mode: each benchmark once), where the small batches check the replay.
-    let benchmarking = std::env::args().any(|arg| arg == "--bench");
-    let sizes: Vec<usize> = std::env::var("RAS_COST_SIZES")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .map(|n| n.trim().parse().expect("RAS_COST_SIZES: numbers"))
-                .collect()
-        })
-        .unwrap_or_else(|| match benchmarking {
-            true => vec![3, 30, 500, 2_000],
-            false => vec![3, 30],
-        });
+    let sizes = support::sizes("RAS_COST_SIZES", &[3, 30, 500, 2_000], &[3, 30]);
     let replays: Vec<Replay> = sizes.iter().map(|&n| replay(n)).collect();
     println!("## DynamoDB cost per record (capacity model: ras_aws::dynamo::capacity)\n");
     print_per_record(&replays);

@@ -31,10 +31,12 @@ use ras_aws::dynamo::capacity::{
 use ras_aws::dynamo::items::{self, batch_pk, decode_aggregate, Item};
 use ras_domain::model::BatchAggregate;
 use ras_domain::service::{process_record, ConsumedRecord};
-use ras_domain::testing::batches::{batch_records, ticking_clock, BatchShape, EssayShape};
+use ras_domain::testing::batches::{batch_records, ticking_clock, BatchShape};
 use ras_domain::testing::events as ev;
 use ras_domain::testing::{block_on, InMemoryStore};
 
+mod support;
+use support::{kb, units};
 const TEACHER: &str = "teacher-7f3a9c";
 /// Batches of the user.
 const BATCHES: usize = 1_000;
@@ -46,26 +48,10 @@ fn batch_id(i: usize) -> String {
     format!("{:08x}-8d7a-4e3b-9c10-{:012x}", 0x5b1f_4c2e_u32, i)
 }
 
-fn shape(essays: usize) -> BatchShape {
-    BatchShape {
-        essays: vec![
-            EssayShape {
-                slot: true,
-                spellcheck_ok: true,
-                cj_ok: true,
-            };
-            essays
-        ],
-        anchor: true,
-        nlp: false,
-        bos_completion: true,
-    }
-}
-
 /// One whole batch through the ingest use case: its final aggregate.
 fn replay(essays: usize) -> BatchAggregate {
     let id = batch_id(0);
-    let records = batch_records(&id, TEACHER, &shape(essays), 0);
+    let records = batch_records(&id, TEACHER, &BatchShape::all_succeed(essays), 0);
     let memory = InMemoryStore::new();
     let mut clock = ticking_clock(ev::at_minute(30.0));
     for record in &records {
@@ -226,23 +212,6 @@ fn after(sizes: &[u64], limit: usize, offset: usize) -> (Reads, usize) {
     (read_all(sizes), listed)
 }
 
-/// Bytes as docs/benchmarks.md writes them: B below 10,000, else KB = 1,000 bytes (the units
-/// round per 4,096 bytes).
-fn kb(bytes: u64) -> String {
-    match bytes {
-        0..10_000 => format!("{bytes} B"),
-        _ => format!("{:.1} KB", bytes as f64 / 1000.0),
-    }
-}
-
-fn units(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
-    }
-}
-
 fn report(essays: usize) {
     let aggregate = replay(essays);
     let table = partition(&aggregate);
@@ -326,18 +295,7 @@ fn report_bound(essays: usize) {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it:
     // one small batch size then.
-    let benchmarking = std::env::args().any(|arg| arg == "--bench");
-    let sizes: Vec<usize> = std::env::var("RAS_LIST_ESSAYS")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .map(|n| n.trim().parse().expect("RAS_LIST_ESSAYS: numbers"))
-                .collect()
-        })
-        .unwrap_or_else(|| match benchmarking {
-            true => vec![30, 500],
-            false => vec![3],
-        });
+    let sizes = support::sizes("RAS_LIST_ESSAYS", &[30, 500], &[3]);
     println!("## The user list at {BATCHES} batches (capacity model: ras_aws::dynamo::capacity)\n");
     for &essays in &sizes {
         report(essays);

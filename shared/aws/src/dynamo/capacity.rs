@@ -256,13 +256,7 @@ pub const OUTBOX_TABLE: TableSchema = TableSchema {
 impl TableSchema {
     /// The primary key of an item (`None` when it lacks a key attribute).
     pub fn key_of(&self, item: &Item) -> Option<ItemKey> {
-        Some(ItemKey {
-            partition: item.get(self.partition_key)?.clone(),
-            sort: match self.sort_key {
-                Some(name) => Some(item.get(name)?.clone()),
-                None => None,
-            },
-        })
+        ItemKey::of(item, self.partition_key, self.sort_key)
     }
 
     fn key_attributes(&self) -> impl Iterator<Item = &'static str> {
@@ -280,6 +274,20 @@ impl TableSchema {
 pub struct ItemKey {
     pub partition: AttributeValue,
     pub sort: Option<AttributeValue>,
+}
+
+impl ItemKey {
+    /// The values of the key attributes `partition` and `sort` of `item`; `None` when one is
+    /// missing.
+    fn of(item: &Item, partition: &str, sort: Option<&str>) -> Option<ItemKey> {
+        Some(ItemKey {
+            partition: item.get(partition)?.clone(),
+            sort: match sort {
+                Some(name) => Some(item.get(name)?.clone()),
+                None => None,
+            },
+        })
+    }
 }
 
 /// What one table write costs on one index.
@@ -312,13 +320,7 @@ impl IndexSchema {
     /// The item's key in this index, if it has every key attribute (otherwise it is not in
     /// the index: indexes are sparse).
     pub fn key_of(&self, item: &Item) -> Option<ItemKey> {
-        Some(ItemKey {
-            partition: item.get(self.partition_key)?.clone(),
-            sort: match self.sort_key {
-                Some(name) => Some(item.get(name)?.clone()),
-                None => None,
-            },
-        })
+        ItemKey::of(item, self.partition_key, self.sort_key)
     }
 
     /// Whether a `Query` of this index may name `attribute` (index and table keys, and the

@@ -184,6 +184,16 @@ pub fn cj_chunk_sk(job_id: &str, chunk_set: &str, index: u32) -> String {
     format!("{}{index:04}", cj_chunk_prefix(job_id, chunk_set))
 }
 
+/// The primary keys of a batch's root and one of its essays: what a per-essay record reads
+/// (`AggregateStore::load_essay`).
+pub fn root_and_essay_keys(batch_id: &str, essay_id: &str) -> Vec<Item> {
+    let pk = batch_pk(batch_id);
+    [ROOT_SK.to_string(), essay_sk(essay_id)]
+        .into_iter()
+        .map(|sk| Item::from([(PK.to_string(), s(&pk)), (SK.to_string(), s(sk))]))
+        .collect()
+}
+
 pub fn marker_pk(event_key: &str) -> String {
     format!("EVENT#{event_key}")
 }

@@ -3,8 +3,7 @@
 use super::commit::{commit_writes, layout};
 use super::errors::{classify_cancellation, classify_sdk_error, CancellationVerdict};
 use super::items::{
-    self, batch_pk, decode_aggregate, decode_marker, essay_sk, marker_pk, s, Item, MARKER_SK, PK,
-    ROOT_SK, SK,
+    self, batch_pk, decode_aggregate, decode_marker, marker_pk, s, Item, MARKER_SK, PK, SK,
 };
 use super::outbox::{OutboxItem, EVENT_ID, INDEX_BY_EVENT_ID, ORDERING_KEY, POSITION};
 use crate::config::{load_sdk_config, StoreConfig};
@@ -245,10 +244,8 @@ impl AggregateStore for DynamoStore {
         batch_id: &str,
         essay_id: &str,
     ) -> Result<BatchAggregate, StoreError> {
-        let pk = batch_pk(batch_id);
-        let key = |sk: String| Item::from([(PK.to_string(), s(&pk)), (SK.to_string(), s(sk))]);
         let items = self
-            .get_items(vec![key(ROOT_SK.to_string()), key(essay_sk(essay_id))])
+            .get_items(items::root_and_essay_keys(batch_id, essay_id))
             .await?;
         let view = decode_aggregate(batch_id, items)?;
         debug!(

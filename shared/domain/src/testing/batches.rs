@@ -31,6 +31,26 @@ pub struct BatchShape {
     pub bos_completion: bool,
 }
 
+impl BatchShape {
+    /// `essays` essays that all pass spellcheck and are ranked by CJ, with an anchor and BOS's
+    /// completion report: a full pipeline where everything succeeds (the benchmarks' batch).
+    pub fn all_succeed(essays: usize) -> Self {
+        BatchShape {
+            essays: vec![
+                EssayShape {
+                    slot: true,
+                    spellcheck_ok: true,
+                    cj_ok: true,
+                };
+                essays
+            ],
+            anchor: true,
+            nlp: false,
+            bos_completion: true,
+        }
+    }
+}
+
 /// The records of one batch, in the order the producers emit them. Event ids are
 /// `event_id(id_base + n)`, so batches built with different bases do not collide.
 pub fn batch_records(
