@@ -703,6 +703,86 @@ async fn a_registration_of_9000_long_essay_ids_is_stored_in_roster_chunks() {
 }
 
 #[tokio::test]
+async fn a_root_stored_before_the_roster_keeps_its_essay_ids() {
+    let store = store().await;
+    let scope = Scope::new();
+    let registered = register(&store, &scope).await;
+    let ids = registered
+        .root
+        .registration
+        .as_ref()
+        .unwrap()
+        .essay_ids
+        .clone();
+    // Put the batch back as it was stored before issue 15: the essay ids inside the root, no
+    // roster item, no counters.
+    let items = partition_items(&store, &scope.batch).await;
+    let mut root = of_type(&items, "batch")[0].clone();
+    root.remove("essay_counters");
+    let Some(AttributeValue::M(registration)) = root.get_mut("registration") else {
+        panic!("registration map")
+    };
+    registration.insert(
+        "essay_ids".into(),
+        AttributeValue::L(ids.iter().map(|id| AttributeValue::S(id.clone())).collect()),
+    );
+    let table = &store.config().state_table;
+    for roster in of_type(&items, "roster") {
+        store
+            .client()
+            .delete_item()
+            .table_name(table)
+            .key("pk", roster["pk"].clone())
+            .key("sk", roster["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    store
+        .client()
+        .put_item()
+        .table_name(table)
+        .set_item(Some(root))
+        .send()
+        .await
+        .unwrap();
+    assert!(of_type(&partition_items(&store, &scope.batch).await, "roster").is_empty());
+
+    // The next record (a slot assignment: the root has no counters, so the whole batch is read)
+    // moves the ids to the roster; the root it writes is the small one.
+    let slot = scope.fixture(SLOT_ASSIGNED);
+    let now = Timestamp::now();
+    let outcome = ras_domain::service::process_record(
+        &ras_tests::local_aws::SerializedCommits::new(store.clone()),
+        ras_domain::service::ConsumedRecord {
+            topic: slot.topic,
+            value: &slot.value,
+            record_time: now,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        outcome,
+        ras_domain::service::RecordOutcome::Applied { .. }
+    ));
+    let items = partition_items(&store, &scope.batch).await;
+    assert_eq!(of_type(&items, "roster").len(), 1);
+    let root = of_type(&items, "batch")[0];
+    assert!(!root["registration"]
+        .as_m()
+        .unwrap()
+        .contains_key("essay_ids"));
+    let stored = store.load(&scope.batch).await.unwrap();
+    assert_eq!(stored.root.registration.unwrap().essay_ids, ids);
+    assert!(
+        stored.root.essay_counters.is_some(),
+        "written by that record"
+    );
+}
+
+#[tokio::test]
 async fn cj_result_of_500_essays_round_trips_in_chunks() {
     let store = store().await;
     let scope = Scope::new();

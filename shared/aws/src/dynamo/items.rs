@@ -369,6 +369,25 @@ pub fn encode_roster(
         .collect()
 }
 
+/// Whether these items of a partition hold a root that carries its registration's essay ids
+/// itself (written before the roster existed) and no roster item.
+pub fn roster_inline(items: &[Item]) -> bool {
+    let mut inline = false;
+    for item in items {
+        match get_s(item, ITEM_TYPE) {
+            Some("roster") => return false,
+            Some("batch") => {
+                inline = matches!(
+                    item.get(REGISTRATION),
+                    Some(AttributeValue::M(registration)) if registration.contains_key(ESSAY_IDS)
+                )
+            }
+            _ => {}
+        }
+    }
+    inline
+}
+
 pub fn decode_roster(item: Item) -> Result<RosterChunk, ItemError> {
     decode("roster", item)
 }
@@ -959,6 +978,8 @@ mod tests {
             ESSAY_IDS.into(),
             AttributeValue::L(vec![s("e-1"), s("e-2")]),
         );
+        assert!(roster_inline(std::slice::from_ref(&old)));
+        assert!(!roster_inline(&roster));
         assert_eq!(
             decode_aggregate("b-1", [old]).unwrap().root,
             testdata::registered_root("b-1")

@@ -144,7 +144,8 @@ impl DynamoStore {
         Ok(out.item.map(OutboxItem::from_item).transpose()?)
     }
 
-    /// Write CJ chunk items ahead of a transaction (see [`super::commit`]). Idempotent.
+    /// Write CJ chunk items ahead of a transaction (see [`super::commit`]), or the roster
+    /// of a root stored before it existed ([`AggregateStore::load`]). Idempotent.
     async fn prewrite(&self, chunks: Vec<Item>) -> Result<(), StoreError> {
         let total = chunks.len();
         let mut pending: Vec<WriteRequest> = Vec::with_capacity(total);
@@ -257,10 +258,29 @@ impl AggregateStore for DynamoStore {
         Ok(view)
     }
 
+    /// The whole partition. A root stored before the roster existed (its essay ids inline)
+    /// gets its roster items written here, before any plan is made from it: its next commit
+    /// writes the root without the ids, which then stay readable from the roster. The chunks
+    /// name the registration they belong to, so writing them outside a transaction is safe
+    /// (as the CJ chunks' pre-writes, [`super::commit`]); repeating it is harmless.
     async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
         let items = self.query_partition(&batch_pk(batch_id), None).await?;
         let count = items.len();
+        let unmigrated = items::roster_inline(&items);
         let agg = decode_aggregate(batch_id, items)?;
+        if let (true, Some(registration)) = (unmigrated, &agg.root.registration) {
+            let roster = items::encode_roster(
+                batch_id,
+                &registration.provenance.event_key,
+                &registration.essay_ids,
+            )?;
+            info!(
+                batch_id,
+                chunks = roster.len(),
+                "moving the root's essay ids to roster items"
+            );
+            self.prewrite(roster).await?;
+        }
         debug!(
             batch_id,
             items = count,
