@@ -747,6 +747,10 @@ async fn a_root_stored_before_the_roster_keeps_its_essay_ids() {
         .await
         .unwrap();
     assert!(of_type(&partition_items(&store, &scope.batch).await, "roster").is_empty());
+    // The query API reads it as it is, and writes nothing (its role may not).
+    let served = store.get_batch(&scope.batch).await.unwrap().unwrap();
+    assert_eq!(served.root.registration.unwrap().essay_ids, ids);
+    assert!(of_type(&partition_items(&store, &scope.batch).await, "roster").is_empty());
 
     // The next record (a slot assignment: the root has no counters, so the whole batch is read)
     // moves the ids to the roster; the root it writes is the small one.

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use ras_domain::contracts::BatchStatus;
 use ras_domain::contracts::Timestamp;
 use ras_domain::model::{BatchAggregate, CjJobRecord};
-use ras_domain::ports::{AggregateStore, AwaitingFactsIndex, BatchPage, BatchReader, StoreError};
+use ras_domain::ports::{AwaitingFactsIndex, BatchPage, BatchReader, StoreError};
 use tracing::{debug, warn};
 
 /// Aggregates of one page loaded at the same time.
@@ -119,7 +119,7 @@ impl DynamoStore {
 
 impl BatchReader for DynamoStore {
     async fn get_batch(&self, batch_id: &str) -> Result<Option<BatchAggregate>, StoreError> {
-        let agg = self.load(batch_id).await?;
+        let (agg, _) = self.read_batch(batch_id).await?;
         Ok(agg.is_registered().then_some(agg))
     }
 
@@ -135,7 +135,7 @@ impl BatchReader for DynamoStore {
             .user_page(&index, limit as usize, offset as usize)
             .await?;
         let batches: Vec<BatchAggregate> = futures::stream::iter(ids)
-            .map(|id| async move { self.load(&id).await })
+            .map(|id| async move { Ok::<_, StoreError>(self.read_batch(&id).await?.0) })
             .buffered(LOAD_CONCURRENCY)
             .try_collect()
             .await?;

@@ -236,6 +236,28 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// A batch's whole partition (a consistent `Query`, every page), decoded; and whether its
+    /// root still carries the registration's essay ids inline, without roster items
+    /// ([`items::roster_inline`]). Reads only: the query API's path.
+    pub(crate) async fn read_batch(
+        &self,
+        batch_id: &str,
+    ) -> Result<(BatchAggregate, bool), StoreError> {
+        let items = self.query_partition(&batch_pk(batch_id), None).await?;
+        let count = items.len();
+        let unmigrated = items::roster_inline(&items);
+        let agg = decode_aggregate(batch_id, items)?;
+        debug!(
+            batch_id,
+            items = count,
+            version = agg.root.version,
+            "loaded batch"
+        );
+        Ok((agg, unmigrated))
+    }
+}
+
 impl AggregateStore for DynamoStore {
     /// The root and the essay item, in one consistent `BatchGetItem`: two items whose size
     /// does not depend on the batch (the registration's essay ids are roster items, not read
@@ -258,16 +280,13 @@ impl AggregateStore for DynamoStore {
         Ok(view)
     }
 
-    /// The whole partition. A root stored before the roster existed (its essay ids inline)
-    /// gets its roster items written here, before any plan is made from it: its next commit
+    /// The whole partition ([`Self::read_batch`]) for a plan. A root stored before the roster
+    /// existed (its essay ids inline) gets its roster items written here, before any plan is made from it: its next commit
     /// writes the root without the ids, which then stay readable from the roster. The chunks
     /// name the registration they belong to, so writing them outside a transaction is safe
     /// (as the CJ chunks' pre-writes, [`super::commit`]); repeating it is harmless.
     async fn load(&self, batch_id: &str) -> Result<BatchAggregate, StoreError> {
-        let items = self.query_partition(&batch_pk(batch_id), None).await?;
-        let count = items.len();
-        let unmigrated = items::roster_inline(&items);
-        let agg = decode_aggregate(batch_id, items)?;
+        let (agg, unmigrated) = self.read_batch(batch_id).await?;
         if let (true, Some(registration)) = (unmigrated, &agg.root.registration) {
             let roster = items::encode_roster(
                 batch_id,
@@ -281,12 +300,6 @@ impl AggregateStore for DynamoStore {
             );
             self.prewrite(roster).await?;
         }
-        debug!(
-            batch_id,
-            items = count,
-            version = agg.root.version,
-            "loaded batch"
-        );
         Ok(agg)
     }
 
