@@ -89,6 +89,13 @@ async fn steady_path_costs_one_read_and_one_transaction_per_record() {
         "one transactional write per record"
     );
     assert_eq!(counter.total(), 2 * records, "nothing else: {applied:?}");
+    // Every operation on the wire is one the roles are granted (template_matches_code.rs).
+    for op in applied.keys() {
+        assert!(
+            ras_aws::dynamo::WRITE_PATH_OPERATIONS.contains(&op.as_str()),
+            "{op} is not in WRITE_PATH_OPERATIONS"
+        );
+    }
 
     // Redelivered: each duplicate costs the same read and one cancelled transaction.
     counter.reset();

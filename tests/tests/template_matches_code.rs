@@ -806,3 +806,50 @@ fn index_grants_name_the_indexes_the_code_queries() {
         }
     }
 }
+
+/// The ingest and timer roles may call on the state table every operation the store's write
+/// path sends (`ras_aws::dynamo::WRITE_PATH_OPERATIONS`; a `TransactWriteItems` is authorized
+/// action by action, as `PutItem` and `ConditionCheckItem`). moto does not check IAM: a missing
+/// grant would only show in AWS, as an `AccessDeniedException` on every such request.
+#[test]
+fn write_path_roles_grant_every_operation_the_store_sends() {
+    let template = load_template();
+    let functions = functions_by_binary(&template);
+    let roles = resources_of_type(&template, "AWS::IAM::Role");
+    let tables = named_resources(&template, TABLE).unwrap_or_else(|e| panic!("{e}"));
+    let state = &tables[ras_aws::config::DEFAULT_STATE_TABLE].id;
+    let needed: BTreeSet<String> = ras_aws::dynamo::WRITE_PATH_OPERATIONS
+        .iter()
+        .flat_map(|op| match *op {
+            "TransactWriteItems" => vec!["PutItem", "ConditionCheckItem"],
+            other => vec![other],
+        })
+        .map(|op| format!("dynamodb:{op}"))
+        .collect();
+    for binary in ["ingest", "timer"] {
+        let (fid, function) = &functions[binary];
+        let (role_id, _) = get_att(&properties(function, fid)["Role"])
+            .unwrap_or_else(|| panic!("{fid}: Role must be !GetAtt <role>.Arn"));
+        let mut granted = BTreeSet::new();
+        let policies = roles[&role_id]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{role_id}: Policies"));
+        for policy in policies {
+            let statements = policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{role_id}: Statement"));
+            for statement in statements {
+                let on_state = get_att(&statement["Resource"])
+                    .is_some_and(|(id, att)| &id == state && att == "Arn");
+                if on_state {
+                    granted.extend(string_list(Some(&statement["Action"]), &role_id));
+                }
+            }
+        }
+        let missing: Vec<&String> = needed.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "{role_id} lacks {missing:?} on {state} (granted {granted:?})"
+        );
+    }
+}

@@ -28,3 +28,19 @@ mod testdata;
 
 pub use outbox::OutboxItem;
 pub use store::DynamoStore;
+
+/// Every DynamoDB operation [`DynamoStore`]'s write path (`AggregateStore`: ingest and the facts
+/// timer) sends to the state table: `BatchGetItem` (a per-essay record's root and essay),
+/// `Query` (a whole batch), `GetItem` (a marker whose cancellation came without it),
+/// `BatchWriteItem` (CJ chunks ahead of a big transaction, a roster moved out of an old root)
+/// and `TransactWriteItems` (the commit; IAM authorizes each of its actions as `PutItem` /
+/// `ConditionCheckItem`). `template.yaml` grants these to both roles
+/// (`tests/tests/template_matches_code.rs`); `tests/tests/ingest_requests.rs` checks that
+/// nothing else goes on the wire.
+pub const WRITE_PATH_OPERATIONS: [&str; 5] = [
+    "BatchGetItem",
+    "Query",
+    "GetItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
