@@ -437,7 +437,17 @@ async fn every_record_type_round_trips_through_the_store() {
     // The registration's essay ids are the roster's, not the root's.
     let roster = of_type(&items, "roster");
     assert_eq!(roster.len(), 1);
-    assert_eq!(items::get_s(roster[0], "sk"), Some("ROSTER#0000"));
+    let registration_key = &expected
+        .root
+        .registration
+        .as_ref()
+        .expect("registered")
+        .provenance
+        .event_key;
+    assert_eq!(
+        items::get_s(roster[0], "sk"),
+        Some(items::roster_sk(registration_key, 0).as_str())
+    );
     let registration = root["registration"].as_m().expect("registration map");
     assert!(!registration.contains_key("essay_ids"));
     assert_eq!(of_type(&items, "phase").len(), expected.phases.len());

@@ -17,18 +17,22 @@
 //!
 //! # Plans too big for one transaction
 //!
-//! A transaction holds at most 100 actions and 4 MB. Only CJ results can get near that (a
-//! job's `essay_results` are split into chunk items of ≤ 300 KB). When a plan has more than
+//! A transaction holds at most 100 actions and 4 MB. Only CJ results and the essay ids of a
+//! registration can get near that (a job's `essay_results` and a registration's essay ids are
+//! split into chunk items of ≤ 300 KB; a Kafka record of MSK's default 1 MB maximum makes at
+//! most 4 roster chunks, a larger configured maximum more). When a plan has more than
 //! [`PREWRITE_ACTION_THRESHOLD`] actions or an estimated size over
-//! [`PREWRITE_SIZE_THRESHOLD`], the CJ chunk items are written *first*, with plain
+//! [`PREWRITE_SIZE_THRESHOLD`], the chunk items are written *first*, with plain
 //! `BatchWriteItem` requests, and the transaction carries the rest (marker, root, CJ header,
 //! other records, outbox). This keeps every guarantee:
 //!
-//! * chunks are content-addressed: their sort key names the `chunk_set` (a hash of the
-//!   results), so a pre-written chunk never overwrites anything a reader follows — readers
-//!   only read the chunk set named by a committed header;
-//! * until the transaction that writes the header naming that set commits, the chunks are
-//!   invisible (the header still names the previous set, or does not exist);
+//! * chunks are content-addressed: a CJ chunk's sort key names the `chunk_set` (a hash of the
+//!   results), a roster chunk's the registration it belongs to (a hash of its event key,
+//!   [`items::roster_sk`]), so a pre-written chunk never overwrites anything a reader follows —
+//!   readers only read the chunk set named by a committed header, the roster of the committed
+//!   root's registration;
+//! * until the transaction that writes the header naming that set (the root naming that
+//!   registration) commits, the chunks are invisible;
 //! * if the transaction fails (conflict, crash, duplicate), the chunks stay unreferenced and
 //!   harmless; a retry of the same record writes the very same items again;
 //! * marker, root, header and outbox still commit atomically, so idempotency, optimistic
@@ -204,9 +208,8 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
                         kind: "invalid_request",
                         message: "plan writes a roster without a registered root".into(),
                     })?;
-                for item in encode_roster(batch_id, registration_key, essay_ids)? {
-                    transaction.push(record(item));
-                }
+                // Like CJ chunks: in the transaction, or ahead of it when the plan is too big.
+                chunks.extend(encode_roster(batch_id, registration_key, essay_ids)?);
             }
             StateChange::Phase(phase) => transaction.push(record(encode_phase(batch_id, phase)?)),
             StateChange::CjJob(job) => {
@@ -338,21 +341,51 @@ mod tests {
         let writes = commit_writes(&marker(), &plan).unwrap();
         let roles: Vec<_> = writes.transaction.iter().map(|w| w.role).collect();
         use ActionRole::*;
-        assert_eq!(roles, [Marker, Root, Record, Essay]);
-        let roster = &writes.transaction[2];
-        assert_eq!(get_s(&roster.item, items::SK), Some("ROSTER#0000"));
+        assert_eq!(roles, [Marker, Root, Essay]);
+        assert_eq!(writes.transaction[2].condition, Condition::Unversioned);
+        // The roster is a chunk: in the transaction of a small plan, ahead of a big one.
+        assert_eq!(writes.chunks.len(), 1);
+        let roster = &writes.chunks[0];
         assert_eq!(
-            get_s(&roster.item, items::REGISTRATION),
+            get_s(roster, items::SK),
+            Some(items::roster_sk("event:reg", 0).as_str())
+        );
+        assert_eq!(
+            get_s(roster, items::REGISTRATION),
             Some("event:reg"),
             "names its registration"
         );
-        assert_eq!(writes.transaction[3].condition, Condition::Unversioned);
+        let layout = layout(writes).unwrap();
+        assert!(layout.prewrite.is_empty());
+        assert_eq!(layout.transaction.len(), 4);
         // A roster without a registered root is a bug in the plan, not something to write.
         let orphan = Plan {
             changes: vec![StateChange::Roster(ids)],
             outbox: vec![],
         };
         assert!(commit_writes(&marker(), &orphan).is_err());
+    }
+
+    #[test]
+    fn a_registration_too_big_for_one_transaction_pre_writes_its_roster() {
+        let mut root = testdata::registered_root("b-1");
+        root.version = 0;
+        // 16,000 ids of the longest length the decoder accepts: ~4.1 MB, over the 4 MB limit.
+        let ids: Vec<String> = (0..16_000).map(|i| format!("{i:0255}")).collect();
+        let plan = Plan {
+            changes: vec![StateChange::Root(root), StateChange::Roster(ids)],
+            outbox: vec![],
+        };
+        let layout = layout(commit_writes(&marker(), &plan).unwrap()).unwrap();
+        assert_eq!(layout.prewrite.len(), 14, "chunks of ≤ 300 KB");
+        let roles: Vec<_> = layout.transaction.iter().map(|w| w.role).collect();
+        assert_eq!(roles, [ActionRole::Marker, ActionRole::Root]);
+        let sizes: usize = layout
+            .transaction
+            .iter()
+            .map(|w| items::estimated_item_size(&w.item))
+            .sum();
+        assert!(sizes < 10_000, "{sizes}");
     }
 
     #[test]

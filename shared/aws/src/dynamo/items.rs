@@ -162,9 +162,15 @@ pub fn essay_sk(essay_id: &str) -> String {
     format!("ESSAY#{essay_id}")
 }
 
-/// Sort key of chunk `index` of the registration's essay ids.
-pub fn roster_sk(index: u32) -> String {
-    format!("{ROSTER_PREFIX}{index:04}")
+/// Sort key of chunk `index` of the essay ids of the registration recorded by
+/// `registration_key` (its provenance's event key): `ROSTER#{16 hex of its SHA-256}#{index:04}`.
+/// Each registration has its own keys, so a chunk is never overwritten by another
+/// registration's: it may be written ahead of the transaction that makes its registration the
+/// root's (as CJ chunks, [`super::commit`]).
+pub fn roster_sk(registration_key: &str, index: u32) -> String {
+    let mut digest = hex::encode(Sha256::digest(registration_key.as_bytes()));
+    digest.truncate(CHUNK_SET_LEN);
+    format!("{ROSTER_PREFIX}{digest}#{index:04}")
 }
 
 pub fn phase_sk(phase: PhaseName) -> String {
@@ -327,8 +333,8 @@ pub struct RosterChunk {
 
 /// The roster items of a registration: its essay ids in chunks of at most [`MAX_CHUNK_BYTES`]
 /// (at least one, possibly empty). They are written when the registration changes; each names
-/// its registration, so chunks of a registration replaced by an earlier one are ignored
-/// ([`decode_aggregate`]) and overwritten in place.
+/// its registration (attribute and sort key, [`roster_sk`]), so chunks of a registration
+/// replaced by an earlier one are ignored ([`decode_aggregate`]).
 pub fn encode_roster(
     batch_id: &str,
     registration_key: &str,
@@ -354,7 +360,7 @@ pub fn encode_roster(
         .map(|(range, index)| {
             Stored {
                 pk: batch_pk(batch_id),
-                sk: roster_sk(index),
+                sk: roster_sk(registration_key, index),
                 item_type: ItemType::Roster,
                 record: &RosterChunk {
                     registration: registration_key.to_string(),
@@ -956,7 +962,7 @@ mod tests {
         let roster = encode_roster("b-1", &key, &ids).unwrap();
         assert_eq!(roster.len(), 3);
         for (i, item) in roster.iter().enumerate() {
-            assert_eq!(get_s(item, SK), Some(roster_sk(i as u32).as_str()));
+            assert_eq!(get_s(item, SK), Some(roster_sk(&key, i as u32).as_str()));
             assert_eq!(get_s(item, ITEM_TYPE), Some("roster"));
             assert!(estimated_item_size(item) < 400_000);
         }
@@ -967,7 +973,7 @@ mod tests {
         let agg = decode_aggregate("b-1", items.clone()).unwrap();
         assert_eq!(agg.root, root);
         // A missing chunk is corruption, not a shorter list.
-        items.retain(|i| get_s(i, SK) != Some(roster_sk(1).as_str()));
+        items.retain(|i| get_s(i, SK) != Some(roster_sk(&key, 1).as_str()));
         assert!(decode_aggregate("b-1", items).is_err());
         // A root stored with its essay ids (before the roster) keeps them.
         let mut old = encode_root(&testdata::registered_root("b-1")).unwrap();
