@@ -50,9 +50,9 @@ use ras_domain::plan::Plan;
 use ras_domain::ports::{AggregateStore, CommitOutcome, IdempotencyMarker, StoreError};
 use ras_domain::rules::{self, RecordContext};
 use ras_domain::service::{process_record, ConsumedRecord, DecodedRecord, RecordOutcome};
-use ras_domain::testing::batches::{batch_records, ticking_clock, BatchShape};
+use ras_domain::testing::batches::{batch_records, replay_in_memory, ticking_clock, BatchShape};
+use ras_domain::testing::block_on;
 use ras_domain::testing::events::{self as ev, TestRecord};
-use ras_domain::testing::{block_on, InMemoryStore};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -432,17 +432,7 @@ fn replay(essays: usize) -> Replay {
     );
     // The simulated tables hold what the domain's in-memory store holds after the same records
     // at the same times: the replay went through the store's encoding and back unchanged.
-    let memory = InMemoryStore::new();
-    let mut clock = ticking_clock(now_start());
-    for record in &records {
-        let now = clock();
-        let consumed = ConsumedRecord {
-            topic: record.topic,
-            value: &record.value,
-            record_time: now,
-        };
-        block_on(process_record(&memory, consumed, now)).expect("applies in memory");
-    }
+    let memory = replay_in_memory(&records, ticking_clock(now_start()));
     assert_eq!(Some(&aggregate), memory.aggregate(BATCH).as_ref());
     let published: usize = steps.iter().map(|s| s.published).sum();
     assert_eq!(published, memory.outbox().len());

@@ -30,10 +30,8 @@ use ras_aws::dynamo::capacity::{
 };
 use ras_aws::dynamo::items::{self, batch_pk, decode_aggregate, Item};
 use ras_domain::model::BatchAggregate;
-use ras_domain::service::{process_record, ConsumedRecord};
-use ras_domain::testing::batches::{batch_records, ticking_clock, BatchShape};
+use ras_domain::testing::batches::{batch_records, replay_in_memory, ticking_clock, BatchShape};
 use ras_domain::testing::events as ev;
-use ras_domain::testing::{block_on, InMemoryStore};
 
 mod support;
 use support::{kb, units};
@@ -52,17 +50,7 @@ fn batch_id(i: usize) -> String {
 fn replay(essays: usize) -> BatchAggregate {
     let id = batch_id(0);
     let records = batch_records(&id, TEACHER, &BatchShape::all_succeed(essays), 0);
-    let memory = InMemoryStore::new();
-    let mut clock = ticking_clock(ev::at_minute(30.0));
-    for record in &records {
-        let now = clock();
-        let consumed = ConsumedRecord {
-            topic: record.topic,
-            value: &record.value,
-            record_time: now,
-        };
-        block_on(process_record(&memory, consumed, now)).expect("applies");
-    }
+    let memory = replay_in_memory(&records, ticking_clock(ev::at_minute(30.0)));
     let aggregate = memory.aggregate(&id).expect("aggregate");
     assert!(aggregate.is_registered() && aggregate.root.results_ready.is_some());
     aggregate

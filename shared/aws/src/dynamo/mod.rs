@@ -34,7 +34,9 @@ pub use store::DynamoStore;
 /// `Query` (a whole batch), `GetItem` (a marker whose cancellation came without it),
 /// `BatchWriteItem` (CJ chunks ahead of a big transaction, a roster moved out of an old root)
 /// and `TransactWriteItems` (the commit; IAM authorizes each of its actions as `PutItem` /
-/// `ConditionCheckItem`). `template.yaml` grants these to both roles
+/// `ConditionCheckItem`: "Permissions for Put, Update, Delete, and Get actions are governed by
+/// the permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
+/// operations", <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html>). `template.yaml` grants these to both roles
 /// (`tests/tests/template_matches_code.rs`); `tests/tests/ingest_requests.rs` checks that
 /// nothing else goes on the wire.
 pub const WRITE_PATH_OPERATIONS: [&str; 5] = [

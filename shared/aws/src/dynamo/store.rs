@@ -196,8 +196,11 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// Items of the state table by key, strongly consistent, in one `BatchGetItem` (keys the
-    /// service leaves unprocessed are asked for again, with backoff). Absent items are absent.
+    /// Items of the state table by key, strongly consistent, in one `BatchGetItem`. Absent
+    /// items are absent. "If DynamoDB returns any unprocessed items, you should retry the batch
+    /// operation on those items … we strongly recommend that you use an exponential backoff
+    /// algorithm" (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>):
+    /// `UnprocessedKeys` are asked for again, with backoff, up to [`BATCH_WRITE_ATTEMPTS`].
     async fn get_items(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let table = &self.config.state_table;
         let mut keys = KeysAndAttributes::builder()

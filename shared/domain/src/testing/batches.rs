@@ -231,3 +231,24 @@ pub fn ticking_clock(start: Timestamp) -> impl FnMut() -> Timestamp {
         Timestamp::from_unix_micros(start.unix_micros() + tick * 1_000_000).unwrap_or(start)
     }
 }
+
+/// `records` applied one after the other through the ingest use case
+/// (`service::process_record`) to a new in-memory store, each at the next instant of `clock`
+/// (its processing time and its Kafka record time). Panics when a record does not apply.
+pub fn replay_in_memory(
+    records: &[TestRecord],
+    mut clock: impl FnMut() -> Timestamp,
+) -> super::InMemoryStore {
+    let store = super::InMemoryStore::new();
+    for record in records {
+        let now = clock();
+        let consumed = crate::service::ConsumedRecord {
+            topic: record.topic,
+            value: &record.value,
+            record_time: now,
+        };
+        super::block_on(crate::service::process_record(&store, consumed, now))
+            .unwrap_or_else(|e| panic!("{} applies: {e}", record.topic));
+    }
+    store
+}
