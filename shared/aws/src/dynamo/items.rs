@@ -9,6 +9,7 @@
 //! attributes ([`Stored`]). Everything round-trips exactly: `decode(encode(x)) == x` for every
 //! item type (see the tests below).
 
+use super::attr;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::SecondsFormat;
 use ras_domain::contracts::{EssayResultV1, PhaseName, Timestamp};
@@ -244,29 +245,49 @@ pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// One item of the state table as written: its keys and type, the record's attributes
-/// (flattened: one attribute per field) and the item type's promoted attributes (`extra`,
-/// flattened too; `()` for none). Readers decode the record alone: keys and promoted
-/// attributes are not fields of it, and serde ignores them.
-#[derive(Serialize)]
+/// One item of the state table as written: its keys and type, the record's attributes (one
+/// attribute per field) and the item type's promoted attributes (`extra`: the fields of a
+/// struct, or `()` for none). Readers decode the record alone: keys and promoted attributes
+/// are not fields of it, and serde ignores them.
 struct Stored<'a, R: ?Sized, X> {
     pk: String,
     sk: String,
     item_type: ItemType,
-    #[serde(flatten)]
     record: &'a R,
-    #[serde(flatten)]
     extra: X,
 }
 
+/// Besides the record's fields: `pk`, `sk`, `item_type`.
+const KEY_ATTRIBUTES: usize = 3;
+
 impl<R: Serialize + ?Sized, X: Serialize> Stored<'_, R, X> {
-    fn encode(self, what: &'static str) -> Result<Item, ItemError> {
-        serde_dynamo::to_item(self).map_err(|e| ItemError::encode(what, e))
+    /// The item, written with [`attr`] (`serde_dynamo`'s mapping, straight into the SDK's
+    /// types); the map is sized for the keys and promoted attributes up front.
+    fn encode(self, what: &'static str, extra_attributes: usize) -> Result<Item, ItemError> {
+        let mut item = attr::to_map_reserving(self.record, KEY_ATTRIBUTES + extra_attributes)
+            .map_err(|e| ItemError::encode(what, e))?;
+        match attr::to_attribute_value(&self.extra).map_err(|e| ItemError::encode(what, e))? {
+            AttributeValue::M(extra) => item.extend(extra),
+            AttributeValue::Null(_) => {}
+            _ => {
+                return Err(ItemError::encode(
+                    what,
+                    "promoted attributes are not a struct",
+                ))
+            }
+        }
+        item.insert(PK.to_string(), AttributeValue::S(self.pk));
+        item.insert(SK.to_string(), AttributeValue::S(self.sk));
+        item.insert(
+            ITEM_TYPE.to_string(),
+            AttributeValue::S(self.item_type.as_str().to_string()),
+        );
+        Ok(item)
     }
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, item: Item) -> Result<T, ItemError> {
-    serde_dynamo::from_item(item).map_err(|e| ItemError::decode(what, e))
+    attr::from_map(item).map_err(|e| ItemError::decode(what, e))
 }
 
 // ------------------------------------------------------------------------------ batch root
@@ -314,7 +335,7 @@ pub fn encode_root(root: &BatchRoot) -> Result<Item, ItemError> {
         record: root,
         extra: keys,
     }
-    .encode("batch root")?;
+    .encode("batch root", 6)?;
     if let Some(AttributeValue::M(registration)) = item.get_mut(REGISTRATION) {
         registration.remove(ESSAY_IDS);
     }
@@ -370,7 +391,7 @@ pub fn encode_roster(
                 },
                 extra: (),
             }
-            .encode("roster")
+            .encode("roster", 0)
         })
         .collect()
 }
@@ -451,7 +472,7 @@ pub fn encode_essay(essay: &EssayRecord) -> Result<Item, ItemError> {
         record: essay,
         extra: (),
     }
-    .encode("essay")?;
+    .encode("essay", 0)?;
     item.remove(BATCH_ID);
     item.remove(ESSAY_ID);
     Ok(item)
@@ -488,7 +509,7 @@ pub fn encode_phase(batch_id: &str, phase: &PhaseOutcomeRecord) -> Result<Item, 
         record: phase,
         extra: BatchId { batch_id },
     }
-    .encode("phase outcome")
+    .encode("phase outcome", 1)
 }
 
 pub fn decode_phase(item: Item) -> Result<PhaseOutcomeRecord, ItemError> {
@@ -633,7 +654,7 @@ pub fn encode_cj_job_with(
                 record: &chunk,
                 extra: (),
             }
-            .encode("CJ chunk")?,
+            .encode("CJ chunk", 0)?,
         );
     }
     let mut header = job.clone();
@@ -651,7 +672,7 @@ pub fn encode_cj_job_with(
             chunk_count,
         },
     }
-    .encode("CJ job header")?;
+    .encode("CJ job header", 3)?;
     Ok(CjJobItems {
         chunk_set,
         header,
@@ -776,7 +797,7 @@ pub fn encode_marker(marker: &IdempotencyMarker) -> Result<Item, ItemError> {
         record: &WriteMarker(marker),
         extra: (),
     }
-    .encode("idempotency marker")
+    .encode("idempotency marker", 0)
 }
 
 pub fn decode_marker(item: Item) -> Result<IdempotencyMarker, ItemError> {
@@ -937,6 +958,103 @@ mod tests {
         // The essay ids are the roster's, not the root's.
         assert!(!registration.contains_key(ESSAY_IDS));
         assert_eq!(decode_root(item).unwrap(), without_essay_ids(root));
+    }
+
+    /// The encoding before [`attr`]: `serde_dynamo` over the record and the promoted attributes
+    /// flattened beside the keys. Items stored by earlier versions were written this way.
+    #[derive(Serialize)]
+    struct SerdeDynamoStored<'a, R: ?Sized, X> {
+        pk: &'a str,
+        sk: &'a str,
+        item_type: &'a str,
+        #[serde(flatten)]
+        record: &'a R,
+        #[serde(flatten)]
+        extra: X,
+    }
+
+    fn serde_dynamo_item<R: Serialize + ?Sized, X: Serialize>(
+        like: &Item,
+        record: &R,
+        extra: X,
+    ) -> Item {
+        serde_dynamo::to_item(SerdeDynamoStored {
+            pk: get_s(like, PK).unwrap(),
+            sk: get_s(like, SK).unwrap(),
+            item_type: get_s(like, ITEM_TYPE).unwrap(),
+            record,
+            extra,
+        })
+        .unwrap()
+    }
+
+    /// Every item type is written attribute for attribute as `serde_dynamo` wrote it, so items of
+    /// both kinds sit side by side in a table, and what `serde_dynamo` wrote decodes the same.
+    #[test]
+    fn items_are_what_serde_dynamo_wrote() {
+        // Root: registered, awaiting facts (all six index keys), with every optional part.
+        let mut root = testdata::registered_root("b-1");
+        root.awaiting_facts_since = Some(testdata::ts("2025-11-27T11:00:00Z"));
+        let ours = encode_root(&root).unwrap();
+        let mut theirs = serde_dynamo_item(&ours, &root, ());
+        for key in [GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK] {
+            theirs.insert(key.to_string(), ours[key].clone());
+        }
+        if let Some(AttributeValue::M(registration)) = theirs.get_mut(REGISTRATION) {
+            registration.remove(ESSAY_IDS);
+        }
+        assert_eq!(ours, theirs);
+        assert_eq!(decode_root(theirs).unwrap(), without_essay_ids(root));
+
+        for full in [false, true] {
+            let essay = testdata::essay("b-1", "e-1", full);
+            let ours = encode_essay(&essay).unwrap();
+            let mut theirs = serde_dynamo_item(&ours, &essay, ());
+            theirs.remove(BATCH_ID);
+            theirs.remove(ESSAY_ID);
+            assert_eq!(ours, theirs);
+            assert_eq!(decode_essay(theirs).unwrap(), essay);
+        }
+
+        let phase = testdata::phase();
+        let ours = encode_phase("b-1", &phase).unwrap();
+        let theirs = serde_dynamo_item(&ours, &phase, BTreeMap::from([(BATCH_ID, "b-1")]));
+        assert_eq!(ours, theirs);
+        assert_eq!(decode_phase(theirs).unwrap(), phase);
+
+        let job = testdata::cj_job("b-1", "417", 40, 30);
+        let ours = encode_cj_job_with(&job, 2_000).unwrap();
+        assert!(ours.chunks.len() > 1);
+        let mut header = job.clone();
+        header.result.essay_results.clear();
+        let extra = CjHeaderAttributes {
+            cj_job_id: "417",
+            chunk_set: &ours.chunk_set,
+            chunk_count: ours.chunks.len() as u32,
+        };
+        assert_eq!(ours.header, serde_dynamo_item(&ours.header, &header, extra));
+        for chunk in &ours.chunks {
+            let decoded = decode_cj_chunk(chunk.clone()).unwrap();
+            let record = ChunkRef {
+                batch_id: "b-1",
+                chunk_set: &ours.chunk_set,
+                chunk_index: decoded.index,
+                essay_results: &decoded.essay_results,
+            };
+            assert_eq!(chunk, &serde_dynamo_item(chunk, &record, ()));
+        }
+
+        let roster_ids: Vec<String> = (0..5).map(|i| format!("e-{i}")).collect();
+        for chunk in encode_roster("b-1", "event:1", &roster_ids).unwrap() {
+            let decoded = decode_roster(chunk.clone()).unwrap();
+            assert_eq!(chunk, serde_dynamo_item(&chunk, &decoded, ()));
+        }
+
+        let marker = testdata::marker("b-1", "event:1", "h");
+        let ours = encode_marker(&marker).unwrap();
+        let theirs = serde_dynamo_item(&ours, &WriteMarker(&marker), ());
+        assert_eq!(ours, theirs);
+        assert_eq!(decode_marker(theirs).unwrap(), marker);
     }
 
     fn without_essay_ids(mut root: BatchRoot) -> BatchRoot {

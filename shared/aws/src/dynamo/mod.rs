@@ -15,6 +15,7 @@
 //! [`BatchReader`]: ras_domain::ports::BatchReader
 //! [`StoreError`]: ras_domain::ports::StoreError
 
+pub mod attr;
 pub mod capacity;
 pub mod commit;
 pub mod errors;

@@ -209,6 +209,11 @@ fn build<T>(
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> Result<InboundEnvelope<T>, DecodeError> {
+    // Valid records (nearly all) are parsed once, without tracking the path; an invalid one is
+    // parsed again with `serde_path_to_error`, whose path names the field in the error.
+    if let Ok(envelope) = serde_json::from_str(text) {
+        return Ok(envelope);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let result: Result<InboundEnvelope<T>, _> = serde_path_to_error::deserialize(&mut de);
     let envelope = result.map_err(|err| {
