@@ -43,6 +43,11 @@ fn mode() -> Result<Mode, Error> {
     }
 }
 
+/// mimalloc rather than glibc's malloc: the hot paths build and drop many small maps and
+/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU".
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let mode = mode()?;

@@ -8,6 +8,11 @@ use ras_aws::dead_letter::SqsDeadLetterQueue;
 use ras_aws::dynamo::DynamoStore;
 use std::sync::Arc;
 
+/// mimalloc rather than glibc's malloc: the hot paths build and drop many small maps and
+/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU".
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ras_aws::telemetry::init_tracing();

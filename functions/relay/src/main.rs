@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 /// Spare time after the last request may have started: serialising the response.
 const DEADLINE_SPARE: Duration = Duration::from_millis(500);
 
+/// mimalloc rather than glibc's malloc: the hot paths build and drop many small maps and
+/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU".
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_tracing();

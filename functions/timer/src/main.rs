@@ -8,6 +8,11 @@ use ras_domain::contracts::Timestamp;
 use std::sync::Arc;
 use timer::config::TimerConfig;
 
+/// mimalloc rather than glibc's malloc: the hot paths build and drop many small maps and
+/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU".
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ras_aws::telemetry::init_tracing();

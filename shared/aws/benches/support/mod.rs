@@ -1,5 +1,53 @@
 //! What the capacity benchmarks (`cost`, `list_cost`) share: the sizes they replay and how
-//! they print bytes and capacity units.
+//! they print bytes and capacity units, and the allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+/// The functions' global allocator (mimalloc, `functions/*/src/main.rs`), so the CPU figures are
+/// the deployed code's; glibc's malloc when built with `RAS_BENCH_SYSTEM_ALLOCATOR` set
+/// (`RAS_BENCH_SYSTEM_ALLOCATOR=1 cargo bench …`: the comparison in docs/benchmarks.md).
+struct BenchAllocator;
+
+const SYSTEM_ALLOCATOR: bool = option_env!("RAS_BENCH_SYSTEM_ALLOCATOR").is_some();
+
+// SAFETY: every call goes to the same one of two allocators (a constant decides), which
+// upholds `GlobalAlloc`'s contract itself.
+unsafe impl GlobalAlloc for BenchAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if SYSTEM_ALLOCATOR {
+            System.alloc(layout)
+        } else {
+            mimalloc::MiMalloc.alloc(layout)
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if SYSTEM_ALLOCATOR {
+            System.dealloc(ptr, layout)
+        } else {
+            mimalloc::MiMalloc.dealloc(ptr, layout)
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if SYSTEM_ALLOCATOR {
+            System.alloc_zeroed(layout)
+        } else {
+            mimalloc::MiMalloc.alloc_zeroed(layout)
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if SYSTEM_ALLOCATOR {
+            System.realloc(ptr, layout, new_size)
+        } else {
+            mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: BenchAllocator = BenchAllocator;
 
 /// `cargo bench` passes `--bench`; `cargo test --all-targets` runs a bench binary without it
 /// (criterion's test mode), where the benchmarks take their small sizes.

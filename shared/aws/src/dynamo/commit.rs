@@ -143,6 +143,13 @@ fn wrong_batch(what: &str, found: &str, expected: &str) -> StoreError {
     }
 }
 
+/// A record's item as stored by the commit: the version it was read at, plus one (the item's
+/// `version` replaced, rather than the record copied to encode it).
+fn next_version(mut item: Item, read: u64) -> Item {
+    item.insert(items::VERSION.to_string(), n(read + 1));
+    item
+}
+
 /// The items of a commit (module docs, "Layout").
 pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWrites, StoreError> {
     let batch_id = marker.batch_id.as_str();
@@ -165,8 +172,6 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
                 if root.batch_id != batch_id {
                     return Err(wrong_batch("the root", &root.batch_id, batch_id));
                 }
-                let mut stored = root.clone();
-                stored.version = root.version + 1;
                 let condition = match root.version {
                     0 => Condition::NotExists(items::PK),
                     expected => Condition::Version(expected),
@@ -175,15 +180,13 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
                     role: ActionRole::Root,
                     table: Table::State,
                     condition,
-                    item: encode_root(&stored)?,
+                    item: next_version(encode_root(root)?, root.version),
                 });
             }
             StateChange::Essay(essay) => {
                 if essay.batch_id != batch_id {
                     return Err(wrong_batch("an essay", &essay.batch_id, batch_id));
                 }
-                let mut stored = essay.clone();
-                stored.version = essay.version + 1;
                 let condition = match essay.version {
                     0 => Condition::Unversioned,
                     expected => Condition::Version(expected),
@@ -192,7 +195,7 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
                     role: ActionRole::Essay,
                     table: Table::State,
                     condition,
-                    item: encode_essay(&stored)?,
+                    item: next_version(encode_essay(essay)?, essay.version),
                 });
             }
             StateChange::Roster(essay_ids) => {
