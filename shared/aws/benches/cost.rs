@@ -669,7 +669,7 @@ fn bench_cpu(c: &mut Criterion, replays: &[Replay]) {
                         };
                         block_on(process_record(&store, consumed, now)).expect("applies")
                     },
-                    BatchSize::SmallInput,
+                    BatchSize::PerIteration,
                 )
             });
             if *name == "spellcheck_last" {
@@ -717,7 +717,7 @@ fn bench_parts(
         b.iter_batched(
             || items.clone(),
             |items| decode_aggregate(BATCH, black_box(items)).expect("decodes"),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     let view = decode_aggregate(BATCH, items.clone()).expect("decodes");

@@ -253,12 +253,17 @@ pub fn layout(writes: CommitWrites) -> Result<CommitLayout, StoreError> {
         chunks,
     } = writes;
     let actions = transaction.len() + chunks.len();
-    let bytes: usize = transaction
-        .iter()
-        .map(|w| items::estimated_item_size(&w.item))
-        .sum::<usize>()
-        + chunks.iter().map(items::estimated_item_size).sum::<usize>();
-    let prewrite = if needs_prewrite(actions, bytes) {
+    // Without chunks there is nothing to pre-write, whatever the size (the per-essay records:
+    // their items are not walked to be measured).
+    let too_big = !chunks.is_empty() && {
+        let bytes: usize = transaction
+            .iter()
+            .map(|w| items::estimated_item_size(&w.item))
+            .sum::<usize>()
+            + chunks.iter().map(items::estimated_item_size).sum::<usize>();
+        needs_prewrite(actions, bytes)
+    };
+    let prewrite = if too_big {
         chunks
     } else {
         transaction.extend(chunks.into_iter().map(|item| Write {
