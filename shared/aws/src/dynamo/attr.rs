@@ -283,48 +283,27 @@ impl Seq {
     }
 }
 
-impl ser::SerializeSeq for Seq {
-    type Ok = AttributeValue;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<AttributeValue, Error> {
-        self.finish()
-    }
+/// serde's four list-like serializer traits, each pushing one element and finishing the list.
+macro_rules! list_writer {
+    ($($trait:ident :: $method:ident),* $(,)?) => {$(
+        impl ser::$trait for Seq {
+            type Ok = AttributeValue;
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.push(value)
+            }
+            fn end(self) -> Result<AttributeValue, Error> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq {
-    type Ok = AttributeValue;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<AttributeValue, Error> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq {
-    type Ok = AttributeValue;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<AttributeValue, Error> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq {
-    type Ok = AttributeValue;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<AttributeValue, Error> {
-        self.finish()
-    }
+list_writer! {
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
 }
 
 /// A map being written (of a struct variant: wrapped in its variant's name at the end).
@@ -381,37 +360,28 @@ impl ser::SerializeMap for MapWriter {
     }
 }
 
-impl ser::SerializeStruct for MapWriter {
-    type Ok = AttributeValue;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.map.insert(key.to_string(), value.serialize(NESTED)?);
-        Ok(())
-    }
-    fn end(self) -> Result<AttributeValue, Error> {
-        self.finish()
-    }
+/// serde's two struct serializer traits: one attribute per field.
+macro_rules! struct_writer {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for MapWriter {
+            type Ok = AttributeValue;
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.map.insert(key.to_string(), value.serialize(NESTED)?);
+                Ok(())
+            }
+            fn end(self) -> Result<AttributeValue, Error> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for MapWriter {
-    type Ok = AttributeValue;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.map.insert(key.to_string(), value.serialize(NESTED)?);
-        Ok(())
-    }
-    fn end(self) -> Result<AttributeValue, Error> {
-        self.finish()
-    }
-}
+struct_writer!(SerializeStruct, SerializeStructVariant);
 
 /// A map key: strings, numbers and unit variants as text, as `serde_dynamo` writes them.
 fn map_key<T: Serialize + ?Sized>(key: &T) -> Result<String, Error> {
@@ -425,6 +395,26 @@ fn map_key<T: Serialize + ?Sized>(key: &T) -> Result<String, Error> {
 
 /// Reads one SDK attribute value, taking it.
 pub struct Deserializer(pub AttributeValue);
+
+/// Calls `$m!` with serde's number methods: `deserialize_x => visit_x: x`.
+macro_rules! with_numbers {
+    ($m:ident) => {
+        $m! {
+            deserialize_i8 => visit_i8: i8,
+            deserialize_i16 => visit_i16: i16,
+            deserialize_i32 => visit_i32: i32,
+            deserialize_i64 => visit_i64: i64,
+            deserialize_i128 => visit_i128: i128,
+            deserialize_u8 => visit_u8: u8,
+            deserialize_u16 => visit_u16: u16,
+            deserialize_u32 => visit_u32: u32,
+            deserialize_u64 => visit_u64: u64,
+            deserialize_u128 => visit_u128: u128,
+            deserialize_f32 => visit_f32: f32,
+            deserialize_f64 => visit_f64: f64,
+        }
+    };
+}
 
 macro_rules! number_from_n {
     ($($method:ident => $visit:ident: $ty:ty),* $(,)?) => {$(
@@ -476,20 +466,7 @@ impl<'de> de::Deserializer<'de> for Deserializer {
         }
     }
 
-    number_from_n! {
-        deserialize_i8 => visit_i8: i8,
-        deserialize_i16 => visit_i16: i16,
-        deserialize_i32 => visit_i32: i32,
-        deserialize_i64 => visit_i64: i64,
-        deserialize_i128 => visit_i128: i128,
-        deserialize_u8 => visit_u8: u8,
-        deserialize_u16 => visit_u16: u16,
-        deserialize_u32 => visit_u32: u32,
-        deserialize_u64 => visit_u64: u64,
-        deserialize_u128 => visit_u128: u128,
-        deserialize_f32 => visit_f32: f32,
-        deserialize_f64 => visit_f64: f64,
-    }
+    with_numbers!(number_from_n);
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
@@ -713,18 +690,7 @@ impl<'de> de::Deserializer<'de> for MapKey {
         visitor.visit_string(self.0)
     }
 
-    number_from_key! {
-        deserialize_i8 => visit_i8: i8,
-        deserialize_i16 => visit_i16: i16,
-        deserialize_i32 => visit_i32: i32,
-        deserialize_i64 => visit_i64: i64,
-        deserialize_i128 => visit_i128: i128,
-        deserialize_u8 => visit_u8: u8,
-        deserialize_u16 => visit_u16: u16,
-        deserialize_u32 => visit_u32: u32,
-        deserialize_u64 => visit_u64: u64,
-        deserialize_u128 => visit_u128: u128,
-    }
+    with_numbers!(number_from_key);
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0.as_str() {
@@ -752,7 +718,7 @@ impl<'de> de::Deserializer<'de> for MapKey {
     }
 
     serde::forward_to_deserialize_any! {
-        f32 f64 char str string bytes byte_buf option unit unit_struct seq tuple
+        char str string bytes byte_buf option unit unit_struct seq tuple
         tuple_struct map struct identifier ignored_any
     }
 }

@@ -1,12 +1,12 @@
 //! Item encoding of the state table (`docs/data-model.md`): keys, promoted attributes, and the
 //! domain records as DynamoDB attribute maps.
 //!
-//! Records are written and read with [`attr`] (`serde_dynamo`'s mapping), field by field (so they stay readable in
-//! the console and usable in expressions), in their serde form: free-form JSON the domain keeps
-//! verbatim (`student_prompt_ref`, `ErrorDetail.details`, `assessment_metadata`) is JSON *text*
-//! there (an `S` attribute, `ras_domain::model::json_text`). An item is its keys and
-//! `item_type`, the record's attributes flattened beside them, and the item type's promoted
-//! attributes ([`Stored`]). Everything round-trips exactly: `decode(encode(x)) == x` for every
+//! Records are written and read with [`attr`] (`serde_dynamo`'s mapping), field by field (so
+//! they stay readable in the console and usable in expressions), in their serde form: free-form
+//! JSON the domain keeps verbatim (`student_prompt_ref`, `ErrorDetail.details`,
+//! `assessment_metadata`) is JSON *text* there (an `S` attribute,
+//! `ras_domain::model::json_text`). An item is its keys and `item_type`, the record's attributes
+//! beside them, and the item type's promoted attributes ([`Stored`]). Everything round-trips exactly: `decode(encode(x)) == x` for every
 //! item type (see the tests below).
 
 use super::attr;
