@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 const DEADLINE_SPARE: Duration = Duration::from_millis(500);
 
 /// mimalloc rather than glibc's malloc: the hot paths build and drop many small maps and
-/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU".
+/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU per record".
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

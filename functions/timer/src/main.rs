@@ -9,7 +9,7 @@ use std::sync::Arc;
 use timer::config::TimerConfig;
 
 /// mimalloc rather than glibc's malloc: the hot paths build and drop many small maps and
-/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU".
+/// strings (DynamoDB items, JSON); see docs/benchmarks.md, "Issue 15 — CPU per record".
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -5,7 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 /// The functions' global allocator (mimalloc, `functions/*/src/main.rs`), so the CPU figures are
 /// the deployed code's; glibc's malloc when built with `RAS_BENCH_SYSTEM_ALLOCATOR` set
-/// (`RAS_BENCH_SYSTEM_ALLOCATOR=1 cargo bench …`: the comparison in docs/benchmarks.md).
+/// (`RAS_BENCH_SYSTEM_ALLOCATOR=1 cargo bench …`; docs/benchmarks.md, "Issue 15 — CPU per
+/// record").
 struct BenchAllocator;
 
 const SYSTEM_ALLOCATOR: bool = option_env!("RAS_BENCH_SYSTEM_ALLOCATOR").is_some();
