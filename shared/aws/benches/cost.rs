@@ -26,8 +26,9 @@
 //! decoded), decode of the record, plan, commit preparation (the request built) — for a
 //! per-essay record in the middle and at the end of the batch. Not included: the SDK's
 //! (de)serialisation of the requests and responses, and the network. The items a response
-//! hands over are built outside the measured time (`iter_batched`): in the Lambda the SDK
-//! builds them while parsing the response, which is not measured either; their decoding is.
+//! hands over are built right before each iteration, outside the measured time
+//! (`iter_batched`, `PerIteration`: hot in cache, as the SDK leaves them): in the Lambda the
+//! SDK builds them while parsing the response, which is not measured either; their decoding is.
 //!
 //! ```sh
 //! cargo bench -p ras-aws --bench cost                       # tables + CPU
@@ -697,8 +698,8 @@ fn essay_response(record: &TestRecord, tables: &MemoryDatabase) -> Vec<Item> {
         .collect()
 }
 
-/// The three parts of one record's CPU: `load` (the root and essay items, cloned as the SDK
-/// hands them over, decoded), `plan` (the record decoded, its context,
+/// The three parts of one record's CPU: `load` (the root and essay items as the SDK hands them
+/// over, built before each iteration, decoded), `plan` (the record decoded, its context,
 /// `rules::apply_to_essay`), `commit` (the items of the transaction encoded, laid out, the
 /// request built).
 fn bench_parts(
