@@ -143,11 +143,20 @@ fn wrong_batch(what: &str, found: &str, expected: &str) -> StoreError {
     }
 }
 
-/// A record's item as stored by the commit: the version it was read at, plus one (the item's
-/// `version` replaced, rather than the record copied to encode it).
-fn next_version(mut item: Item, read: u64) -> Item {
+/// The put of a versioned record (root, essay) read at version `read` (0: not stored): stored
+/// with `read + 1` (the item's `version` replaced, rather than the record copied to encode it),
+/// on condition that the stored one is still at `read` — or, for a new record, `when_new`.
+fn versioned(role: ActionRole, read: u64, when_new: Condition, mut item: Item) -> Write {
     item.insert(items::VERSION.to_string(), n(read + 1));
-    item
+    Write {
+        role,
+        table: Table::State,
+        condition: match read {
+            0 => when_new,
+            expected => Condition::Version(expected),
+        },
+        item,
+    }
 }
 
 /// The items of a commit (module docs, "Layout").
@@ -172,31 +181,23 @@ pub fn commit_writes(marker: &IdempotencyMarker, plan: &Plan) -> Result<CommitWr
                 if root.batch_id != batch_id {
                     return Err(wrong_batch("the root", &root.batch_id, batch_id));
                 }
-                let condition = match root.version {
-                    0 => Condition::NotExists(items::PK),
-                    expected => Condition::Version(expected),
-                };
-                transaction.push(Write {
-                    role: ActionRole::Root,
-                    table: Table::State,
-                    condition,
-                    item: next_version(encode_root(root)?, root.version),
-                });
+                transaction.push(versioned(
+                    ActionRole::Root,
+                    root.version,
+                    Condition::NotExists(items::PK),
+                    encode_root(root)?,
+                ));
             }
             StateChange::Essay(essay) => {
                 if essay.batch_id != batch_id {
                     return Err(wrong_batch("an essay", &essay.batch_id, batch_id));
                 }
-                let condition = match essay.version {
-                    0 => Condition::Unversioned,
-                    expected => Condition::Version(expected),
-                };
-                transaction.push(Write {
-                    role: ActionRole::Essay,
-                    table: Table::State,
-                    condition,
-                    item: next_version(encode_essay(essay)?, essay.version),
-                });
+                transaction.push(versioned(
+                    ActionRole::Essay,
+                    essay.version,
+                    Condition::Unversioned,
+                    encode_essay(essay)?,
+                ));
             }
             StateChange::Roster(essay_ids) => {
                 let registration_key = plan
